@@ -1,0 +1,10 @@
+"""asgi-kit: framework-agnostic, pure-ASGI middleware for Python services.
+
+``import asgi_kit`` is cheap: it imports no optional dependency. Each concern lives in its
+own subpackage (``asgi_kit.auth``, ``asgi_kit.metrics``, ...) behind an extra.
+"""
+
+from asgi_kit._version import __version__
+from asgi_kit.stack import Middleware, Stack
+
+__all__ = ["Middleware", "Stack", "__version__"]

@@ -1,0 +1,65 @@
+"""The authenticated principal and where it is stored in the scope.
+
+``scope["user"]`` holds the :class:`Principal` (``request.user`` in Starlette, FastAPI and
+Litestar) and ``scope["auth"]`` holds :class:`Credentials` whose ``scopes`` Starlette's
+``requires()`` reads. Defined on the ground floor so authorization, budgets and logging read
+the principal without importing the authentication layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from asgi_kit._asgi.types import Scope
+
+AuthMethod = Literal["jwt", "api_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user with a JWT, or a program with an API key."""
+
+    user_id: str | None
+    org_id: str | None
+    role: str
+    auth_method: AuthMethod
+    key_id: str | None = None
+    claims: Mapping[str, Any] | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = ()
+
+    # Starlette's BaseUser protocol, so ``request.user.is_authenticated`` works there.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.user_id or self.key_id or ""
+
+    @property
+    def identity(self) -> str:
+        return self.user_id or self.key_id or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What ``scope["auth"]`` holds: the principal's scopes (Starlette ``AuthCredentials`` shape)."""
+
+    scopes: tuple[str, ...] = ()
+    method: AuthMethod | None = None
+
+
+def get_principal(scope: Scope) -> Principal | None:
+    """The principal ``AuthMiddleware`` stored, or ``None`` for an anonymous request."""
+    user = scope.get("user")
+    return user if isinstance(user, Principal) else None
+
+
+def set_principal(scope: Scope, principal: Principal) -> None:
+    scope["user"] = principal
+    scope["auth"] = Credentials(scopes=principal.scopes, method=principal.auth_method)
+
+
+__all__ = ["AuthMethod", "Credentials", "Principal", "get_principal", "set_principal"]

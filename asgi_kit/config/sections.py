@@ -1,0 +1,120 @@
+"""One settings section per concern. Field names match the keyword options of the layer they
+configure, so ``XMiddleware(app, **settings.x.options())`` works."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class Section(BaseModel):
+    """Base of every section: strict about unknown keys, so a typo is an error, not a no-op."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    enabled: bool = False
+
+    def options(self, *exclude: str) -> dict[str, Any]:
+        """The section as middleware keyword options (``enabled`` left out, secrets revealed)."""
+        data: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            if name == "enabled" or name in exclude:
+                continue
+            value = getattr(self, name)
+            data[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return data
+
+
+class JWTSettings(Section):
+    algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"] = "HS256"
+    secret: SecretStr | None = None
+    private_key: SecretStr | None = None
+    public_key: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    access_ttl: int = Field(default=900, gt=0, le=86_400)
+    refresh_ttl: int = Field(default=30 * 86_400, gt=0)
+    leeway: int = Field(default=0, ge=0, le=300)
+    jwks_url: str | None = None
+
+
+class APIKeySettings(Section):
+    prefix: str = Field(default="sk", pattern=r"^[a-z][a-z0-9]{0,15}$")
+    environment: str = Field(default="live", pattern=r"^[a-z][a-z0-9]{0,15}$")
+    header: str = "X-API-Key"
+    pepper: SecretStr | None = None
+    pepper_version: int = Field(default=1, ge=1)
+
+
+class DatabaseSettings(Section):
+    url: SecretStr | None = None
+    min_size: int = Field(default=1, ge=0)
+    max_size: int = Field(default=10, ge=1)
+    timeout: float = Field(default=5.0, gt=0)
+    max_lifetime: float = Field(default=3600.0, gt=0)
+    max_idle: float = Field(default=600.0, gt=0)
+    migrate_on_start: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            raw = value.get_secret_value()
+            if not raw.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+                raise ValueError("must be a postgresql:// URL")
+        return value
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    exclude_paths: list[str] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    request_id_header: str = "X-Request-ID"
+
+
+class MetricsSettings(Section):
+    path: str = "/metrics"
+    exclude_paths: list[str] = Field(default_factory=lambda: ["/metrics"])
+    multiprocess_dir: str | None = None
+
+
+class TracingSettings(Section):
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    endpoint: str | None = None
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    exclude_paths: list[str] = Field(default_factory=list)
+
+
+class HTTPClientSettings(Section):
+    base_url: str | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    connect_timeout: float = Field(default=5.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=20)
+    max_retry_after: float = Field(default=60.0, ge=0)
+
+
+class BudgetSettings(Section):
+    cache_ttl: float = Field(default=1.0, ge=0, le=60)
+    fail_open: bool = False
+    openai_error_format: bool = False
+
+
+class GuardSettings(Section):
+    timeout: float | None = Field(default=None, gt=0)
+    max_body_size: int | None = Field(default=None, gt=0)
+    security_headers: bool = True
+
+
+__all__ = [
+    "APIKeySettings",
+    "BudgetSettings",
+    "DatabaseSettings",
+    "GuardSettings",
+    "HTTPClientSettings",
+    "JWTSettings",
+    "LoggingSettings",
+    "MetricsSettings",
+    "Section",
+    "TracingSettings",
+]

@@ -1,0 +1,47 @@
+"""RFC 9457 problem details (``application/problem+json``) for every error the kit renders."""
+
+from asgi_kit.errors.middleware import ProblemDetailsMiddleware
+from asgi_kit.errors.problem import (
+    BAD_REQUEST,
+    BUDGET_EXCEEDED,
+    FORBIDDEN,
+    GATEWAY_TIMEOUT,
+    INTERNAL_SERVER_ERROR,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    PAYLOAD_TOO_LARGE,
+    PROBLEM_CONTENT_TYPE,
+    SERVICE_UNAVAILABLE,
+    TOO_MANY_REQUESTS,
+    UNAUTHORIZED,
+    UNPROCESSABLE_CONTENT,
+    ProblemDetails,
+    ProblemError,
+    new_problem_details,
+    problem_response,
+    render_problem,
+    write_problem_details,
+)
+
+__all__ = [
+    "BAD_REQUEST",
+    "BUDGET_EXCEEDED",
+    "FORBIDDEN",
+    "GATEWAY_TIMEOUT",
+    "INTERNAL_SERVER_ERROR",
+    "METHOD_NOT_ALLOWED",
+    "NOT_FOUND",
+    "PAYLOAD_TOO_LARGE",
+    "PROBLEM_CONTENT_TYPE",
+    "SERVICE_UNAVAILABLE",
+    "TOO_MANY_REQUESTS",
+    "UNAUTHORIZED",
+    "UNPROCESSABLE_CONTENT",
+    "ProblemDetails",
+    "ProblemDetailsMiddleware",
+    "ProblemError",
+    "new_problem_details",
+    "problem_response",
+    "render_problem",
+    "write_problem_details",
+]

@@ -1,0 +1,139 @@
+"""``Stack``: compose ASGI middleware in a declared order, once.
+
+The first layer added is the outermost (it sees the request first), as in Starlette's
+``middleware=[...]``. A stack is immutable; :meth:`Stack.use` returns a new one.
+:meth:`Stack.wrap` builds every layer eagerly, so a bad option fails at start-up and the
+error names the layer. Wrapping adds no code of its own to the request path: the result
+*is* the outermost middleware instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from asgi_kit._asgi.types import ASGIApp
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from asgi_kit.config import KitSettings
+
+P = ParamSpec("P")
+AppT = TypeVar("AppT")
+
+
+class Middleware(Generic[P]):
+    """One layer: a factory called as ``factory(app, *args, **kwargs)``.
+
+    Shaped like Starlette's ``Middleware`` (iterable as ``(factory, args, kwargs)``) so lists
+    of either can be moved between the two.
+    """
+
+    __slots__ = ("args", "cls", "kwargs")
+
+    def __init__(self, cls: Callable[Concatenate[ASGIApp, P], ASGIApp], *args: P.args, **kwargs: P.kwargs) -> None:
+        if not callable(cls):
+            raise TypeError(f"middleware factory must be callable, got {cls!r}")
+        self.cls = cls
+        self.args = args
+        self.kwargs = kwargs
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.cls, self.args, self.kwargs))
+
+    def build(self, app: ASGIApp) -> ASGIApp:
+        try:
+            return self.cls(app, *self.args, **self.kwargs)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{self.name}: {exc}") from exc
+
+    @property
+    def name(self) -> str:
+        return getattr(self.cls, "__qualname__", None) or repr(self.cls)
+
+    def __repr__(self) -> str:
+        parts = [self.name]
+        parts.extend(repr(a) for a in self.args)
+        parts.extend(f"{k}={_short_repr(v)}" for k, v in self.kwargs.items())
+        return f"Middleware({', '.join(parts)})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Middleware):
+            return NotImplemented
+        return (self.cls, self.args, self.kwargs) == (other.cls, other.args, other.kwargs)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Stack:
+    """An ordered, immutable list of middleware; ``wrap(app)`` applies them."""
+
+    __slots__ = ("_layers",)
+
+    def __init__(self, layers: Iterable[Middleware[Any]] = ()) -> None:
+        checked = tuple(layers)
+        for layer in checked:
+            if not isinstance(layer, Middleware):
+                raise TypeError(f"Stack layers must be Middleware(...) instances, got {layer!r}")
+        self._layers = checked
+
+    def use(
+        self, factory: Callable[Concatenate[ASGIApp, P], ASGIApp], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Stack:
+        """A new stack with ``factory`` added inside the layers already present."""
+        return Stack((*self._layers, Middleware(factory, *args, **kwargs)))
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """Build every layer around ``app``; the first layer ends up outermost."""
+        if not callable(app):
+            raise TypeError(f"app must be an ASGI callable, got {app!r}")
+        wrapped = app
+        for layer in reversed(self._layers):
+            wrapped = layer.build(wrapped)
+        return wrapped
+
+    @overload
+    def __call__(self, app: ASGIApp) -> ASGIApp: ...
+    @overload
+    def __call__(self, app: Any) -> ASGIApp: ...
+    def __call__(self, app: Any) -> ASGIApp:
+        return self.wrap(app)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Middleware[Any]]:
+        return iter(self._layers)
+
+    def __getitem__(self, index: int) -> Middleware[Any]:
+        return self._layers[index]
+
+    def __add__(self, other: Stack) -> Stack:
+        if not isinstance(other, Stack):
+            return NotImplemented
+        return Stack((*self._layers, *other._layers))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Stack) and self._layers == other._layers
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if not self._layers:
+            return "Stack([])"
+        inner = ",\n".join(f"    {layer!r}" for layer in self._layers)
+        return f"Stack([\n{inner},\n])"
+
+    @classmethod
+    def from_settings(cls, settings: KitSettings) -> Stack:
+        """The recommended production stack for ``settings`` (see ``docs/stack.md``)."""
+        from asgi_kit._stack_settings import stack_from_settings
+
+        return stack_from_settings(settings)
+
+
+__all__ = ["Middleware", "Stack"]
