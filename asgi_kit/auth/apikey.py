@@ -1,0 +1,256 @@
+"""API keys: a recognisable format with a checksum, hashed at rest, compared in constant time.
+
+Format (every part base62, parts joined by ``_``)::
+
+    sk_live_<key id: 12>_<secret: 43>_<checksum: 6>
+    prefix  environment       >= 256 bits         CRC32 of everything before it
+
+The key id is public (it is how the store looks the key up: never by secret); the secret
+has at least 256 bits of entropy; the checksum lets a mistyped, truncated or invented key
+be refused without touching the store (secret scanners can use it too). It is not a MAC: a
+deliberate forger can compute it, and is then stopped by the hash comparison.
+
+At rest a key is ``hash_api_key(key)``: SHA-256 hex, or HMAC-SHA256 hex under a server-side
+pepper with a version number (``APIKeyRecord.pepper_version``; 0 means no pepper), so a
+stolen table alone cannot be brute-forced and peppers can rotate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+from asgi_kit.auth.errors import CredentialStoreUnavailableError, InvalidAPIKeyError
+from asgi_kit.auth.stores import APIKeyRecord, APIKeyStore
+
+logger = logging.getLogger("asgi_kit.auth")
+
+BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+KEY_ID_LENGTH: Final = 12
+SECRET_LENGTH: Final = 43  # 62**43 > 2**256
+CHECKSUM_LENGTH: Final = 6
+MAX_API_KEY_LENGTH: Final = 2 * 16 + KEY_ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH + 4
+_LABEL: Final = re.compile(r"[a-z][a-z0-9]{0,15}")
+_KEY: Final = re.compile(
+    rb"([a-z][a-z0-9]{0,15})_([a-z][a-z0-9]{0,15})_([0-9A-Za-z]{12})_([0-9A-Za-z]{43})_([0-9A-Za-z]{6})"
+)
+# A fixed dummy, hashed when the key id is unknown so that path costs what a wrong secret costs.
+_DUMMY_HASH: Final = hashlib.sha256(b"asgi-kit/unknown-key").hexdigest().encode("ascii")
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        digits.append(BASE62[digit])
+    return "".join(reversed(digits))
+
+
+def _checksum(body: str | bytes) -> str:
+    data = body.encode("ascii") if isinstance(body, str) else body
+    return _base62(zlib.crc32(data), CHECKSUM_LENGTH)
+
+
+def _check_label(name: str, value: object) -> str:
+    if not isinstance(value, str) or _LABEL.fullmatch(value) is None:
+        raise ValueError(f"{name} must match [a-z][a-z0-9]{{0,15}}")
+    return value
+
+
+def generate_api_key(prefix: str = "sk", *, environment: str = "live") -> str:
+    """A new API key (show it once; store only :func:`hash_api_key` of it)."""
+    _check_label("prefix", prefix)
+    _check_label("environment", environment)
+    key_id = _base62(secrets.randbits(72), KEY_ID_LENGTH)
+    secret = _base62(secrets.randbits(256), SECRET_LENGTH)
+    body = f"{prefix}_{environment}_{key_id}_{secret}_"
+    return body + _checksum(body)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAPIKey:
+    """The parts of a well-formed key. The secret stays out of ``repr``."""
+
+    prefix: str
+    environment: str
+    key_id: str
+    secret: str = field(repr=False)
+
+
+def parse_api_key(
+    key: str | bytes, *, prefix: str | None = None, environment: str | None = None
+) -> ParsedAPIKey:
+    """Check the format and checksum (no store involved).
+
+    Raises:
+        InvalidAPIKeyError: malformed, wrong prefix or environment, or checksum mismatch.
+    """
+    raw = key.encode("ascii", "replace") if isinstance(key, str) else key
+    if len(raw) > MAX_API_KEY_LENGTH:
+        raise InvalidAPIKeyError("malformed API key")
+    match = _KEY.fullmatch(raw)
+    if match is None:
+        raise InvalidAPIKeyError("malformed API key")
+    if not hmac.compare_digest(_checksum(raw[: match.start(5)]).encode("ascii"), match.group(5)):
+        raise InvalidAPIKeyError("API key checksum mismatch")
+    parsed = ParsedAPIKey(*(part.decode("ascii") for part in match.group(1, 2, 3, 4)))
+    if prefix is not None and parsed.prefix != prefix:
+        raise InvalidAPIKeyError("wrong API key prefix")
+    if environment is not None and parsed.environment != environment:
+        raise InvalidAPIKeyError("wrong API key environment")
+    return parsed
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def hash_api_key(key: str | bytes, *, pepper: str | bytes | None = None) -> str:
+    """SHA-256 hex of the key, or HMAC-SHA256 hex under ``pepper`` when one is given."""
+    if pepper is None:
+        return hashlib.sha256(_as_bytes(key)).hexdigest()
+    return hmac.new(_as_bytes(pepper), _as_bytes(key), hashlib.sha256).hexdigest()
+
+
+def validate_api_key(key: str | bytes, key_hash: str, *, pepper: str | bytes | None = None) -> bool:
+    """Whether ``key`` hashes to ``key_hash``, compared in constant time."""
+    computed = hash_api_key(key, pepper=pepper).encode("ascii")
+    return hmac.compare_digest(computed, key_hash.encode("utf-8", "replace"))
+
+
+class APIKeyVerifier:
+    """Check a presented key against an :class:`APIKeyStore`.
+
+    Args:
+        store: where records are looked up by key id.
+        prefix: the key prefix this service issues (others are refused before the store).
+        environment: accept only this environment (``"live"``, ``"test"``); ``None`` accepts any.
+        peppers: pepper by version, for records with ``pepper_version >= 1``.
+        last_used_interval: at most one ``touch_last_used`` per key per this many seconds;
+            it runs in the background and its failure never fails a request.
+        clock: seconds since the epoch (injectable).
+
+    ``lookups_skipped`` counts keys refused without touching the store.
+    """
+
+    def __init__(
+        self,
+        store: APIKeyStore,
+        *,
+        prefix: str = "sk",
+        environment: str | None = None,
+        peppers: Mapping[int, str | bytes] | None = None,
+        last_used_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(store, APIKeyStore):
+            raise TypeError("store must implement APIKeyStore (get_api_key, touch_last_used)")
+        self.store = store
+        self.prefix = _check_label("prefix", prefix)
+        self.environment = None if environment is None else _check_label("environment", environment)
+        self._peppers: dict[int, bytes] = {}
+        for version, pepper in (peppers or {}).items():
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise ValueError("peppers: versions must be ints >= 1 (0 means no pepper)")
+            if len(_as_bytes(pepper)) < 32:
+                raise ValueError("peppers: each pepper must be at least 32 bytes")
+            self._peppers[version] = _as_bytes(pepper)
+        if not isinstance(last_used_interval, int | float) or last_used_interval < 0:
+            raise ValueError("last_used_interval must be a number of seconds >= 0")
+        self._interval = float(last_used_interval)
+        self._clock = clock
+        self._prefix_bytes = prefix.encode("ascii") + b"_"
+        self._last_touch: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.lookups_skipped = 0
+
+    def __repr__(self) -> str:
+        versions = sorted(self._peppers)
+        return f"APIKeyVerifier(prefix={self.prefix!r}, environment={self.environment!r}, peppers={versions})"
+
+    def looks_like_key(self, value: bytes) -> bool:
+        """Whether a bearer credential is meant as one of our API keys (by its prefix)."""
+        return value.startswith(self._prefix_bytes)
+
+    async def verify(self, key: bytes) -> APIKeyRecord:
+        """The record of a valid, unexpired, unrevoked key.
+
+        Raises:
+            InvalidAPIKeyError: for every refused key (the caller answers the same 401).
+            CredentialStoreUnavailableError: the store raised (the caller answers 503).
+        """
+        try:
+            parsed = parse_api_key(key, prefix=self.prefix, environment=self.environment)
+        except InvalidAPIKeyError:
+            self.lookups_skipped += 1
+            raise
+        try:
+            record = await self.store.get_api_key(parsed.key_id)
+        except Exception as exc:
+            logger.warning("API key store unavailable (%s)", type(exc).__name__)
+            raise CredentialStoreUnavailableError("API key store unavailable") from exc
+        if record is None or record.key_id != parsed.key_id:
+            hmac.compare_digest(hash_api_key(key).encode("ascii"), _DUMMY_HASH)
+            raise InvalidAPIKeyError("invalid API key")
+        if record.pepper_version == 0:
+            pepper = None
+        else:
+            pepper = self._peppers.get(record.pepper_version)
+            if pepper is None:
+                logger.warning(
+                    "API key %s uses unknown pepper version %d", parsed.key_id, record.pepper_version
+                )
+                raise InvalidAPIKeyError("invalid API key")
+        if not validate_api_key(key, record.key_hash, pepper=pepper):
+            raise InvalidAPIKeyError("invalid API key")
+        now = self._clock()
+        if record.revoked_at is not None and record.revoked_at.timestamp() <= now:
+            raise InvalidAPIKeyError("invalid API key")
+        if record.expires_at is not None and record.expires_at.timestamp() <= now:
+            raise InvalidAPIKeyError("invalid API key")
+        self._maybe_touch(record.key_id, now)
+        return record
+
+    def _maybe_touch(self, key_id: str, now: float) -> None:
+        last = self._last_touch.get(key_id)
+        if last is not None and now - last < self._interval:
+            return
+        if len(self._last_touch) >= 100_000:  # bounded: forgetting only means an extra touch
+            self._last_touch.clear()
+        self._last_touch[key_id] = now
+        task = asyncio.get_running_loop().create_task(
+            self._touch(key_id, datetime.fromtimestamp(now, tz=UTC))
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _touch(self, key_id: str, when: datetime) -> None:
+        try:
+            await self.store.touch_last_used(key_id, when)
+        except Exception as exc:  # never fails a request: the key was valid
+            logger.warning("touch_last_used failed for API key %s (%s)", key_id, type(exc).__name__)
+
+    async def drain(self) -> None:
+        """Wait for pending last-used updates (tests, graceful shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks)
+
+
+__all__ = [
+    "APIKeyVerifier",
+    "ParsedAPIKey",
+    "generate_api_key",
+    "hash_api_key",
+    "parse_api_key",
+    "validate_api_key",
+]

@@ -1,0 +1,261 @@
+"""``AuthMiddleware``: who is calling, from a bearer JWT or an API key.
+
+Place it after the request-id, logging and tracing layers (so they record the 401s) and
+before RBAC, budgets and the app. It reads ``Authorization`` and the API-key header and
+writes the :class:`~asgi_kit._asgi.principal.Principal` to ``scope["user"]`` and its
+credentials to ``scope["auth"]`` (``request.user`` in Starlette, FastAPI and Litestar).
+
+Answers it gives itself (``application/problem+json``):
+
+- **401** no credentials (``WWW-Authenticate: Bearer realm="..."``) or bad ones (the same
+  plus ``error="invalid_token"``), with a body that is the same whatever the reason, so a
+  failure is no oracle;
+- **400** ``error="invalid_request"``: two ``Authorization`` headers, two API-key headers,
+  or both an ``Authorization`` header and an API-key header (never "first wins");
+- **503** the API-key store (or a never-loaded JWKS) could not be consulted.
+
+Websocket handshakes are authenticated too: refused ones get the same response as a denial
+(``websocket.http.response``) when the server supports it, else a close with code 1008
+before accept. ``OPTIONS`` (CORS preflight) passes unauthenticated by default. Tokens and
+keys are never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Any, Final
+
+from asgi_kit._asgi.headers import header_name
+from asgi_kit._asgi.paths import PathFilter
+from asgi_kit._asgi.principal import Principal, set_principal
+from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit.auth.apikey import APIKeyVerifier
+from asgi_kit.auth.cache import VerifiedTokenCache
+from asgi_kit.auth.errors import CredentialStoreUnavailableError, InvalidAPIKeyError, InvalidTokenError
+from asgi_kit.auth.jwt import JWTManager
+from asgi_kit.auth.stores import APIKeyStore
+from asgi_kit.errors import BAD_REQUEST, SERVICE_UNAVAILABLE, UNAUTHORIZED, ProblemDetails
+from asgi_kit.errors.problem import render_problem, write_problem_details
+
+logger = logging.getLogger("asgi_kit.auth")
+
+# Outcomes of authentication other than a principal.
+_NO_CREDENTIALS: Final = 0
+_INVALID: Final = 1
+_BAD_REQUEST: Final = 2
+_UNAVAILABLE: Final = 3
+
+_AUTHORIZATION: Final = b"authorization"
+# RFC 6750 b64token.
+_B64TOKEN: Final = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+_REALM: Final = re.compile(r"[\x20-\x7e]{1,64}")
+_BAD_CREDENTIALS: Final = BAD_REQUEST.with_detail("Send exactly one credential, in one header")
+
+_CachedToken = tuple[Principal, str, "str | None"]
+
+
+class AuthMiddleware:
+    """Authenticate HTTP requests and websocket handshakes by bearer JWT or API key.
+
+    Args:
+        app: the ASGI app to protect.
+        jwt: validates ``Authorization: Bearer <jwt>``; ``None`` disables JWTs.
+        api_keys: an :class:`APIKeyStore` (wrapped in a default :class:`APIKeyVerifier`) or a
+            configured verifier; keys are read from ``api_key_header`` and from
+            ``Authorization: Bearer <key>`` (what OpenAI clients send). ``None`` disables them.
+        api_key_header: the API-key header (default ``X-API-Key``).
+        exclude_paths: exact paths (or ``/subtree/*``) that skip authentication.
+        allow_anonymous: let requests *without* credentials through with no principal
+            (bad credentials are still refused).
+        allow_options: let ``OPTIONS`` requests (CORS preflights) through unauthenticated.
+        realm: the ``realm`` of the ``WWW-Authenticate`` challenge.
+        token_cache_size: verified JWTs kept in memory (0 disables); revocation is still
+            checked for every request.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        jwt: JWTManager | None = None,
+        api_keys: APIKeyStore | APIKeyVerifier | None = None,
+        api_key_header: str = "X-API-Key",
+        exclude_paths: Sequence[str] = (),
+        allow_anonymous: bool = False,
+        allow_options: bool = True,
+        realm: str = "api",
+        token_cache_size: int = 10_000,
+    ) -> None:
+        if jwt is not None and not isinstance(jwt, JWTManager):
+            raise TypeError("jwt must be a JWTManager or None")
+        if api_keys is not None and not isinstance(api_keys, APIKeyVerifier):
+            if not isinstance(api_keys, APIKeyStore):
+                raise TypeError("api_keys must be an APIKeyStore, an APIKeyVerifier or None")
+            api_keys = APIKeyVerifier(api_keys)
+        if jwt is None and api_keys is None:
+            raise ValueError("AuthMiddleware needs jwt=, api_keys= or both")
+        if not isinstance(realm, str) or _REALM.fullmatch(realm) is None or '"' in realm or "\\" in realm:
+            raise ValueError("realm must be 1-64 printable ASCII characters without quotes or backslashes")
+        self.app = app
+        self._jwt = jwt
+        self._api_keys = api_keys
+        self._key_header = header_name(api_key_header) if api_keys is not None else None
+        self._exclude = PathFilter(exclude_paths)
+        self._allow_anonymous = bool(allow_anonymous)
+        self._allow_options = bool(allow_options)
+        self._cache: VerifiedTokenCache[_CachedToken] | None = None
+        if jwt is not None and token_cache_size:
+            self._cache = VerifiedTokenCache(token_cache_size, clock=jwt.clock)
+        elif not isinstance(token_cache_size, int) or token_cache_size < 0:
+            raise ValueError("token_cache_size must be an int >= 0")
+        self._max_credential = max(jwt.config.max_token_bytes if jwt else 0, 256) + 16
+        challenge = f'Bearer realm="{realm}"'
+        self._answers: dict[int, tuple[ProblemDetails, list[tuple[bytes, bytes]]]] = {
+            _NO_CREDENTIALS: (UNAUTHORIZED, [(b"www-authenticate", challenge.encode())]),
+            _INVALID: (UNAUTHORIZED, [(b"www-authenticate", f'{challenge}, error="invalid_token"'.encode())]),
+            _BAD_REQUEST: (
+                _BAD_CREDENTIALS,
+                [(b"www-authenticate", f'{challenge}, error="invalid_request"'.encode())],
+            ),
+            _UNAVAILABLE: (SERVICE_UNAVAILABLE, [(b"retry-after", b"5")]),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or self._exclude.matches(scope):
+            await self.app(scope, receive, send)
+            return
+        if self._allow_options and kind == "http" and scope.get("method") == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        outcome = await self._authenticate(scope)
+        if isinstance(outcome, Principal):
+            set_principal(scope, outcome)
+        elif not (outcome == _NO_CREDENTIALS and self._allow_anonymous):
+            await self._refuse(scope, send, outcome)
+            return
+        await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope) -> Principal | int:
+        authorization: bytes | None = None
+        api_key: bytes | None = None
+        seen_authorization = seen_key = 0
+        key_header = self._key_header
+        for name, value in scope.get("headers") or ():
+            if name == _AUTHORIZATION:
+                authorization, seen_authorization = value, seen_authorization + 1
+            elif name == key_header:
+                api_key, seen_key = value, seen_key + 1
+        if seen_authorization > 1 or seen_key > 1 or (seen_authorization and seen_key):
+            return _BAD_REQUEST
+        if authorization is not None:
+            token = self._bearer(authorization)
+            if token is None:
+                return _INVALID
+            if self._api_keys is not None and (self._jwt is None or self._api_keys.looks_like_key(token)):
+                return await self._from_api_key(token)
+            return await self._from_jwt(token)
+        if api_key is not None:
+            if len(api_key) > self._max_credential:
+                return _INVALID
+            return await self._from_api_key(api_key.strip(b" \t"))
+        return _NO_CREDENTIALS
+
+    def _bearer(self, value: bytes) -> bytes | None:
+        if len(value) > self._max_credential or value[:7].lower() != b"bearer ":
+            return None
+        token = value[7:].strip(b" \t")
+        return token if _B64TOKEN.fullmatch(token) else None
+
+    async def _from_jwt(self, token: bytes) -> Principal | int:
+        jwt = self._jwt
+        assert jwt is not None
+        cached = self._cache.get(token) if self._cache is not None else None
+        if cached is None:
+            try:
+                payload = await jwt.verify(token)
+            except InvalidTokenError as exc:
+                logger.debug("JWT refused: %s", type(exc).__name__)
+                return _INVALID
+            except CredentialStoreUnavailableError:
+                return _UNAVAILABLE
+            cached = (_principal_from_claims(payload), payload["jti"], payload.get("fam"))
+            if self._cache is not None:
+                self._cache.put(token, cached, float(payload["exp"]))
+        principal, jti, family = cached
+        try:
+            revoked = await jwt.revocation_store.is_revoked(jti, family)
+        except Exception as exc:
+            logger.warning("token revocation store unavailable (%s)", type(exc).__name__)
+            return _UNAVAILABLE
+        if revoked:
+            logger.debug("JWT refused: revoked")
+            return _INVALID
+        return principal
+
+    async def _from_api_key(self, key: bytes) -> Principal | int:
+        verifier = self._api_keys
+        if verifier is None:
+            return _INVALID
+        try:
+            record = await verifier.verify(key)
+        except InvalidAPIKeyError as exc:
+            logger.debug("API key refused: %s", exc)
+            return _INVALID
+        except CredentialStoreUnavailableError:
+            return _UNAVAILABLE
+        return Principal(
+            user_id=record.user_id,
+            org_id=record.org_id,
+            role=record.role,
+            auth_method="api_key",
+            key_id=record.key_id,
+            scopes=tuple(record.scopes),
+        )
+
+    async def _refuse(self, scope: Scope, send: Send, outcome: int) -> None:
+        problem, headers = self._answers[outcome]
+        if scope["type"] == "http":
+            await write_problem_details(send, problem, headers, scope=scope)
+            return
+        await deny_websocket(scope, send, problem, headers)
+
+
+def _principal_from_claims(payload: dict[str, Any]) -> Principal:
+    scope_claim = payload.get("scope")
+    return Principal(
+        user_id=payload["sub"],
+        org_id=payload.get("org_id"),
+        role=payload["role"],
+        auth_method="jwt",
+        claims=MappingProxyType(payload),
+        scopes=tuple(scope_claim.split()) if scope_claim else (),
+    )
+
+
+async def deny_websocket(
+    scope: Scope, send: Send, problem: ProblemDetails, headers: Sequence[tuple[bytes, bytes]]
+) -> None:
+    """Refuse a websocket handshake: an HTTP denial response if supported, else close 1008."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = render_problem(problem, scope)
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": problem.status,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode("ascii")),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+        return
+    await send({"type": "websocket.close", "code": 1008})
+
+
+__all__ = ["AuthMiddleware", "deny_websocket"]
