@@ -1,0 +1,576 @@
+"""``HTTPClient``: outbound HTTP with retries that cannot turn a blip into an outage or a double charge.
+
+Where it belongs: inside your app (a handler, a background job, the demo gateway's router),
+never in the middleware stack. One client per upstream, created at start-up
+(``async with HTTPClient(...) as client``), shared by all requests: it owns exactly one
+``aiohttp.ClientSession`` and its connection pool.
+
+What it reads and writes: it reads the current request's id (``get_request_id()``) and trace
+ids (``get_trace_ids()``) from :mod:`asgi_kit._asgi.context` and sends them as
+``X-Request-ID``, ``traceparent`` and ``tracestate`` on every attempt (unless the caller set
+them). It logs one record per attempt on the ``asgi_kit.httpclient`` logger (method, URL
+without query, status or error class, timing; never headers or bodies) and reports the same
+facts to the ``on_attempt`` hook.
+
+Retry rules:
+- Connection failures before the request left (refused, DNS, connect timeout) are retried for
+  every method. Other transport failures and the statuses in ``RetryPolicy.retry_statuses``
+  (408, 429, 500, 502, 503, 504) are retried only for idempotent methods, or for any method
+  when an ``idempotency_key`` is given (sent as the same ``Idempotency-Key`` on every attempt).
+- ``x-should-retry: false`` vetoes a retry; ``true`` asks for one even for another status.
+- ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP-date) set the wait; a wait longer than
+  ``max_retry_after`` gives up at once with :class:`RetryAfterTooLong`. Otherwise waits grow
+  exponentially with full jitter (``backoff.expo`` + ``backoff.full_jitter``).
+- Each attempt has its own timeout and the whole call has an optional ``deadline``; the loop is
+  explicit (not a ``backoff`` decorator) so a hung attempt is cut by the timeout, the deadline
+  bounds the waits too, and each response is released before the next attempt.
+- When retries run out on a retryable status, the last response is returned (call
+  ``raise_for_status()``); when they run out on a transport error, that error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, Final, Literal, Self, TypeVar, overload
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from asgi_kit._asgi.context import get_request_id, get_trace_ids
+from asgi_kit.httpclient.errors import (
+    AttemptTimeout,
+    ConnectError,
+    DeadlineExceeded,
+    HTTPClientError,
+    NetworkError,
+    RetryAfterTooLong,
+    TooManyRedirects,
+    TransportError,
+)
+from asgi_kit.httpclient.policy import Clock, Limits, RetryPolicy, SystemClock, Timeouts, _check_seconds
+from asgi_kit.httpclient.response import AttemptRecord, Response, StreamResponse
+from asgi_kit.httpclient.retry_after import retry_after_seconds, should_retry_hint
+
+#: Headers that never follow a redirect to another origin (they carry credentials).
+SENSITIVE_HEADERS: Final = frozenset(
+    {"authorization", "cookie", "proxy-authorization", "x-api-key", "api-key"}
+)
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_UNSET: Final[Any] = object()
+_E = TypeVar("_E", bound=HTTPClientError)
+
+
+@dataclass(slots=True)
+class _Call:
+    """Everything about one logical call (all its attempts); lives in locals only."""
+
+    method: str
+    url: URL
+    headers: CIMultiDict[str]
+    json: Any
+    data: Any
+    timeouts: Timeouts
+    policy: RetryPolicy
+    deadline_at: float | None
+    method_retryable: bool
+    safe_url: str
+
+
+def _safe_url(url: URL) -> str:
+    # Query strings and userinfo can hold secrets (api keys, signed URLs): never logged.
+    return str(url.with_query(None).with_fragment(None).with_user(None))
+
+
+class HTTPClient:
+    """An async HTTP client with explicit timeouts, bounded retries and context propagation.
+
+    Args:
+        base_url: prefix for relative URLs (``"https://api.example.com/v1"``).
+        timeout: seconds one attempt may take, connect to last byte (default 30).
+        connect_timeout: seconds to get a connection (default 5).
+        read_timeout: longest silence between chunks of a streamed body (default: ``timeout``).
+        max_retries: retries after the first attempt (default: ``retry.max_retries``, 3).
+        max_retry_after: the longest ``Retry-After`` honoured (default: ``retry``'s, 60).
+        retry: the full :class:`RetryPolicy` (statuses, methods, backoff, jitter, give-up hook).
+        deadline: seconds the whole call may take, attempts and waits included (default none).
+        headers: headers sent on every request.
+        limits: connection pool :class:`Limits`.
+        follow_redirects: follow 301/302/303/307/308 (credentials dropped across origins).
+        max_redirects: redirect hops per attempt (default 10).
+        clock: time source and sleeper; pass :class:`VirtualClock` in tests so retries never sleep.
+        on_attempt: called with an :class:`AttemptRecord` after each attempt (metrics); an
+            exception in it is logged and ignored.
+        logger: where per-attempt records go (default ``logging.getLogger("asgi_kit.httpclient")``).
+        propagate_context: send ``X-Request-ID``/``traceparent``/``tracestate`` from the context.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        read_timeout: float | None = None,
+        max_retries: int | None = None,
+        max_retry_after: float | None = None,
+        retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+        follow_redirects: bool = True,
+        max_redirects: int = 10,
+        clock: Clock | None = None,
+        on_attempt: Callable[[AttemptRecord], object] | None = None,
+        logger: logging.Logger | None = None,
+        propagate_context: bool = True,
+    ) -> None:
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError("retry must be a RetryPolicy")
+        policy = retry or RetryPolicy()
+        if max_retries is not None:
+            policy = replace(policy, max_retries=max_retries)
+        if max_retry_after is not None:
+            policy = replace(policy, max_retry_after=max_retry_after)
+        _check_seconds("deadline", deadline, allow_none=True)
+        if isinstance(max_redirects, bool) or not isinstance(max_redirects, int) or max_redirects < 0:
+            raise ValueError(f"max_redirects must be an int >= 0, got {max_redirects!r}")
+        if on_attempt is not None and not callable(on_attempt):
+            raise TypeError("on_attempt must be callable")
+        if limits is not None and not isinstance(limits, Limits):
+            raise TypeError("limits must be a Limits")
+        self._base_url = URL(base_url) if base_url else None
+        if self._base_url is not None and not self._base_url.is_absolute():
+            raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
+        self.timeouts = Timeouts(attempt=timeout, connect=connect_timeout, read=read_timeout)
+        self.retry = policy
+        self.limits = limits or Limits()
+        self.deadline = deadline
+        self._headers = CIMultiDict(headers or {})
+        self._follow_redirects = follow_redirects
+        self._max_redirects = max_redirects
+        self._clock: Clock = clock or SystemClock()
+        self._on_attempt = on_attempt
+        self._logger = logger or logging.getLogger("asgi_kit.httpclient")
+        self._propagate = propagate_context
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        # Default headers may hold credentials: only their names are shown.
+        return (
+            f"HTTPClient(base_url={str(self._base_url) if self._base_url else None!r}, "
+            f"timeouts={self.timeouts!r}, retry={self.retry!r}, deadline={self.deadline!r}, "
+            f"headers={sorted(self._headers.keys())!r})"
+        )
+
+    async def __aenter__(self) -> Self:
+        if self._session is not None:
+            raise RuntimeError("HTTPClient is already open")
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections,
+            limit_per_host=self.limits.max_connections_per_host,
+            keepalive_timeout=self.limits.keepalive_expiry,
+        )
+        # DummyCookieJar: a shared service client must not carry one caller's cookies to the next.
+        self._session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), raise_for_status=False
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session and every pooled connection."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    @property
+    def connections_in_use(self) -> int:
+        """Connections currently checked out of the pool (``0`` when idle: no leaks)."""
+        if self._session is None:
+            return 0
+        connector = self._session.connector
+        return len(getattr(connector, "_acquired", ()))
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = _UNSET,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | Timeouts | None = None,
+        deadline: float | None = _UNSET,
+        retry: RetryPolicy | bool | None = None,
+    ) -> Response:
+        """Send a request, retrying as the policy allows, and return the read response.
+
+        Args:
+            method: the HTTP method.
+            url: absolute, or relative to ``base_url``.
+            params: query parameters.
+            json: a JSON body (mutually exclusive with ``data``).
+            data: a raw body (bytes, str, or a form mapping).
+            headers: headers for this call (override the client's).
+            idempotency_key: sent as ``Idempotency-Key`` on every attempt; makes a POST or
+                PATCH retryable.
+            timeout: per-attempt timeout for this call (seconds or :class:`Timeouts`).
+            deadline: overall deadline for this call (``None``: none).
+            retry: ``False`` disables retries, a :class:`RetryPolicy` replaces the client's.
+
+        Raises:
+            TransportError: no response (after retries, when retryable).
+            RetryAfterTooLong: the server asked for a wait longer than ``max_retry_after``.
+            TooManyRedirects: the redirect chain was too long.
+        """
+        call = self._prepare(
+            method, url, params, json, data, headers, idempotency_key, timeout, deadline, retry
+        )
+        return await self._run(call, stream=False)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = _UNSET,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | Timeouts | None = None,
+        deadline: float | None = _UNSET,
+        retry: RetryPolicy | bool | None = None,
+    ) -> AsyncIterator[StreamResponse]:
+        """Send a request and yield a :class:`StreamResponse` to read the body as it arrives.
+
+        Retries happen only until the response headers arrive (same rules as
+        :meth:`request`); the body is never retried. The per-attempt timeout and the deadline
+        cover the time to headers; ``read_timeout`` bounds each wait between chunks.
+        """
+        call = self._prepare(
+            method, url, params, json, data, headers, idempotency_key, timeout, deadline, retry
+        )
+        response = await self._run(call, stream=True)
+        try:
+            yield response
+        finally:
+            response._finish()
+
+    async def get(self, url: str, **kwargs: Any) -> Response:
+        """``request("GET", url, ...)``."""
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> Response:
+        """``request("POST", url, ...)``."""
+        return await self.request("POST", url, **kwargs)
+
+    def _prepare(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        json: Any,
+        data: Any,
+        headers: Mapping[str, str] | None,
+        idempotency_key: str | None,
+        timeout: float | Timeouts | None,
+        deadline: float | None,
+        retry: RetryPolicy | bool | None,
+    ) -> _Call:
+        if self._session is None:
+            raise RuntimeError("HTTPClient is not open: use `async with HTTPClient(...) as client:`")
+        if json is not _UNSET and data is not None:
+            raise TypeError("pass either json= or data=, not both")
+        method = method.upper()
+        target = URL(url)
+        if not target.is_absolute():
+            if self._base_url is None:
+                raise ValueError(f"relative URL {url!r} needs a base_url")
+            target = URL(str(self._base_url).rstrip("/") + "/" + url.lstrip("/"))
+        if params:
+            target = target.update_query(params)
+        merged = CIMultiDict(self._headers)
+        if headers:
+            for name, value in headers.items():
+                merged[name] = value
+        if idempotency_key is not None:
+            merged["Idempotency-Key"] = idempotency_key
+        if self._propagate:
+            self._add_context_headers(merged)
+        if retry is False:
+            policy = replace(self.retry, max_retries=0)
+        elif isinstance(retry, RetryPolicy):
+            policy = retry
+        else:
+            policy = self.retry
+        if isinstance(timeout, Timeouts):
+            timeouts = timeout
+        elif timeout is not None:
+            timeouts = replace(self.timeouts, attempt=timeout)
+        else:
+            timeouts = self.timeouts
+        budget = self.deadline if deadline is _UNSET else deadline
+        return _Call(
+            method=method,
+            url=target,
+            headers=merged,
+            json=None if json is _UNSET else json,
+            data=data,
+            timeouts=timeouts,
+            policy=policy,
+            deadline_at=None if budget is None else self._clock.monotonic() + budget,
+            method_retryable=idempotency_key is not None or method in policy.retry_methods,
+            safe_url=_safe_url(target),
+        )
+
+    @staticmethod
+    def _add_context_headers(headers: CIMultiDict[str]) -> None:
+        request_id = get_request_id()
+        if request_id and "x-request-id" not in headers:
+            headers["X-Request-ID"] = request_id
+        trace = get_trace_ids()
+        if trace is not None and "traceparent" not in headers:
+            headers["traceparent"] = trace.traceparent
+            if trace.tracestate:
+                headers["tracestate"] = trace.tracestate
+
+    @overload
+    async def _run(self, call: _Call, *, stream: Literal[False]) -> Response: ...
+    @overload
+    async def _run(self, call: _Call, *, stream: Literal[True]) -> StreamResponse: ...
+
+    async def _run(self, call: _Call, *, stream: bool) -> Response | StreamResponse:
+        schedule = call.policy.backoff_schedule()
+        attempt = 0
+        while True:
+            attempt += 1
+            budget, cut_by_deadline = call.timeouts.attempt, False
+            if call.deadline_at is not None:
+                remaining = call.deadline_at - self._clock.monotonic()
+                if remaining <= 0:
+                    raise DeadlineExceeded(
+                        f"{call.method} {call.safe_url}: deadline exceeded",
+                        method=call.method,
+                        url=call.safe_url,
+                        attempts=attempt - 1,
+                    )
+                if remaining < budget:
+                    budget, cut_by_deadline = remaining, True
+            started = time.perf_counter()
+            raw: aiohttp.ClientResponse | None = None
+            error: TransportError | None = None
+            sent = True
+            content: bytes | None = None
+            handed_over = False
+            try:
+                async with asyncio.timeout(budget):
+                    raw = await self._send(call, stream=stream)
+                    if not stream or self._worth_retrying(call, raw.status, raw.headers):
+                        content = await raw.read()
+                        raw.release()
+                    else:
+                        handed_over = True
+            except TimeoutError as exc:
+                if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                    error, sent = self._error(ConnectError, call, attempt, f"connect timeout: {exc}"), False
+                else:
+                    cls = DeadlineExceeded if cut_by_deadline else AttemptTimeout
+                    error = self._error(cls, call, attempt, f"no response within {budget:.3g}s")
+                error.__cause__ = exc
+            except aiohttp.ClientConnectorError as exc:  # refused, DNS: the request never left
+                error, sent = self._error(ConnectError, call, attempt, str(exc)), False
+                error.__cause__ = exc
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                error = self._error(NetworkError, call, attempt, f"{type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+            except aiohttp.ClientError as exc:  # invalid URL and the like: a bug, never retried
+                raise self._error(HTTPClientError, call, attempt, f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                # Cancellation, errors and retries alike: never leave a connection checked out.
+                if raw is not None and content is None and not handed_over:
+                    raw.close()
+            elapsed = time.perf_counter() - started
+
+            if error is not None:
+                retryable = not sent or call.method_retryable
+                if not retryable or attempt > call.policy.max_retries:
+                    self._report(call, attempt, None, error, elapsed, False, 0.0)
+                    raise error
+                delay = next(schedule)
+                if call.deadline_at is not None and self._clock.monotonic() + delay >= call.deadline_at:
+                    self._report(call, attempt, None, error, elapsed, False, 0.0)
+                    if isinstance(error, DeadlineExceeded):
+                        raise error
+                    raise self._error(DeadlineExceeded, call, attempt, "deadline exceeded") from error
+                self._report(call, attempt, None, error, elapsed, True, delay)
+                await self._clock.sleep(delay)
+                continue
+
+            assert raw is not None  # for mypy: no error means a response arrived
+            if content is None:  # a stream whose status is final: hand it over open
+                self._report(call, attempt, raw.status, None, elapsed, False, 0.0)
+                return StreamResponse(
+                    raw=raw,
+                    content=None,
+                    status=raw.status,
+                    headers=raw.headers,
+                    url=_safe_url(raw.url),
+                    method=call.method,
+                    attempts=attempt,
+                )
+            response = Response(
+                status=raw.status,
+                headers=raw.headers,
+                content=content,
+                url=_safe_url(raw.url),
+                method=call.method,
+                attempts=attempt,
+            )
+            retry_now = (
+                attempt <= call.policy.max_retries
+                and self._worth_retrying(call, raw.status, raw.headers)
+                and not (call.policy.give_up is not None and call.policy.give_up(response))
+            )
+            delay = 0.0
+            if retry_now:
+                hinted = retry_after_seconds(raw.headers, now=self._clock.time())
+                if hinted is not None and hinted > call.policy.max_retry_after:
+                    self._report(call, attempt, raw.status, None, elapsed, False, 0.0)
+                    raise RetryAfterTooLong(
+                        f"{call.method} {call.safe_url}: server asked to wait {hinted:g}s, "
+                        f"more than max_retry_after={call.policy.max_retry_after:g}s",
+                        retry_after=hinted,
+                        response=response,
+                        method=call.method,
+                        url=call.safe_url,
+                        attempts=attempt,
+                    )
+                delay = next(schedule) if hinted is None else hinted
+                if call.deadline_at is not None and self._clock.monotonic() + delay >= call.deadline_at:
+                    retry_now = False  # waiting would outlive the deadline: the caller gets this answer now
+            self._report(call, attempt, raw.status, None, elapsed, retry_now, delay if retry_now else 0.0)
+            if not retry_now:
+                if stream:
+                    return StreamResponse(
+                        raw=None,
+                        content=content,
+                        status=response.status,
+                        headers=response.headers,
+                        url=response.url,
+                        method=call.method,
+                        attempts=attempt,
+                    )
+                return response
+            await self._clock.sleep(delay)
+
+    def _worth_retrying(self, call: _Call, status: int, headers: Mapping[str, str]) -> bool:
+        if not call.method_retryable:
+            return False
+        hint = should_retry_hint(headers)
+        if hint is not None:
+            return hint
+        return status in call.policy.retry_statuses
+
+    async def _send(self, call: _Call, *, stream: bool) -> aiohttp.ClientResponse:
+        """One attempt: the request plus any redirects it leads to."""
+        assert self._session is not None
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=call.timeouts.connect, sock_read=call.timeouts.stream_read if stream else None
+        )
+        method, url, headers, json, data = call.method, call.url, call.headers, call.json, call.data
+        for _ in range(self._max_redirects + 1):
+            raw = await self._session.request(
+                method, url, headers=headers, json=json, data=data, allow_redirects=False, timeout=timeout
+            )
+            location = raw.headers.get("Location")
+            if not self._follow_redirects or raw.status not in _REDIRECTS or not location:
+                return raw
+            raw.release()
+            target = raw.url.join(URL(location))
+            if target.origin() != url.origin():
+                headers = CIMultiDict(
+                    (k, v) for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS
+                )
+            if (raw.status == 303 and method != "HEAD") or (raw.status in (301, 302) and method == "POST"):
+                method, json, data = "GET", None, None
+            url = target
+        raise TooManyRedirects(
+            f"{call.method} {call.safe_url}: more than {self._max_redirects} redirects",
+            method=call.method,
+            url=call.safe_url,
+        )
+
+    @staticmethod
+    def _error(cls: type[_E], call: _Call, attempt: int, message: str) -> _E:
+        return cls(
+            f"{call.method} {call.safe_url}: {message}",
+            method=call.method,
+            url=call.safe_url,
+            attempts=attempt,
+        )
+
+    def _report(
+        self,
+        call: _Call,
+        attempt: int,
+        status: int | None,
+        error: Exception | None,
+        elapsed: float,
+        will_retry: bool,
+        delay: float,
+    ) -> None:
+        record = AttemptRecord(
+            method=call.method,
+            url=call.safe_url,
+            attempt=attempt,
+            status=status,
+            error=None if error is None else type(error).__name__,
+            elapsed=elapsed,
+            will_retry=will_retry,
+            delay=delay,
+        )
+        failed = error is not None or (status is not None and status >= 500)
+        level = logging.INFO if will_retry else logging.WARNING if failed else logging.DEBUG
+        if self._logger.isEnabledFor(level):
+            self._logger.log(
+                level,
+                "%s %s attempt %d: %s%s",
+                call.method,
+                call.safe_url,
+                attempt,
+                status if error is None else type(error).__name__,
+                f", retrying in {delay:.3f}s" if will_retry else "",
+                extra={
+                    "http_method": call.method,
+                    "http_url": call.safe_url,
+                    "attempt": attempt,
+                    "http_status": status,
+                    "error": record.error,
+                    "elapsed": round(elapsed, 6),
+                    "will_retry": will_retry,
+                    "retry_delay": delay,
+                },
+            )
+        if self._on_attempt is not None:
+            try:
+                self._on_attempt(record)
+            except Exception:  # a broken metrics hook never breaks a call
+                self._logger.warning("on_attempt hook failed", exc_info=True)
+
+
+__all__ = ["SENSITIVE_HEADERS", "HTTPClient"]
