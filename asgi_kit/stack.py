@@ -30,12 +30,14 @@ class Middleware(Generic[P]):
 
     __slots__ = ("args", "cls", "kwargs")
 
-    def __init__(self, cls: Callable[Concatenate[ASGIApp, P], ASGIApp], *args: P.args, **kwargs: P.kwargs) -> None:
+    def __init__(
+        self, cls: Callable[Concatenate[ASGIApp, P], ASGIApp], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
         if not callable(cls):
             raise TypeError(f"middleware factory must be callable, got {cls!r}")
         self.cls = cls
-        self.args = args
-        self.kwargs = kwargs
+        self.args: tuple[Any, ...] = tuple(args)
+        self.kwargs: dict[str, Any] = dict(kwargs)
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.cls, self.args, self.kwargs))

@@ -58,10 +58,7 @@ def scope_header(scope: Scope, name: bytes) -> bytes | None:
 
 
 def has_header(headers: HeaderList, name: bytes) -> bool:
-    for key, _ in headers:
-        if key == name:
-            return True
-    return False
+    return any(key == name for key, _ in headers)
 
 
 def decode_header(value: bytes, limit: int | None = None) -> str:

@@ -52,9 +52,7 @@ class PathFilter:
                 if path.startswith(prefix) and len(path) > len(prefix):
                     rest = path[len(prefix) :]
                     segments = rest.split("/")
-                    if "" in segments or "." in segments or ".." in segments:
-                        return False
-                    return True
+                    return not ("" in segments or "." in segments or ".." in segments)
         return False
 
     def matches(self, scope: Scope) -> bool:

@@ -46,4 +46,10 @@ def route_template_or_unmatched(scope: Scope, resolver: RouteResolver | None = N
     return template if template else UNMATCHED_ROUTE
 
 
-__all__ = ["ROUTE_SCOPE_KEY", "UNMATCHED_ROUTE", "RouteResolver", "resolve_route_template", "route_template_or_unmatched"]
+__all__ = [
+    "ROUTE_SCOPE_KEY",
+    "UNMATCHED_ROUTE",
+    "RouteResolver",
+    "resolve_route_template",
+    "route_template_or_unmatched",
+]

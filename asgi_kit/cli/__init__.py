@@ -17,7 +17,9 @@ COMMAND_MODULES = ("bench", "demo", "migrate", "token", "api_key")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asgi-kit", description="asgi-kit: pure-ASGI middleware for Python services")
+    parser = argparse.ArgumentParser(
+        prog="asgi-kit", description="asgi-kit: pure-ASGI middleware for Python services"
+    )
     parser.add_argument("--version", action="version", version=f"asgi-kit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -3,6 +3,10 @@
 Needs the ``config`` extra: ``pip install 'asgi-kit[config]'``.
 """
 
+from asgi_kit._asgi.optional import require
+
+require("pydantic_settings", "config")
+
 from asgi_kit.config.errors import ConfigError, FieldProblem
 from asgi_kit.config.loading import load_settings
 from asgi_kit.config.sections import (

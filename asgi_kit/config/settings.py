@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgi_kit._asgi.optional import require
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-require("pydantic_settings", "config")
-
-from pydantic import Field, field_validator  # noqa: E402
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict  # noqa: E402
-
-from asgi_kit.config.sections import (  # noqa: E402
+from asgi_kit.config.sections import (
     APIKeySettings,
     BudgetSettings,
     DatabaseSettings,

@@ -52,7 +52,12 @@ class ProblemDetails(BaseModel):
         """A copy with more extension members (standard member names are ignored)."""
         merged = {**self.extensions, **{k: v for k, v in extensions.items() if k not in STANDARD_MEMBERS}}
         return ProblemDetails(
-            type=self.type, title=self.title, status=self.status, detail=self.detail, instance=self.instance, **merged
+            type=self.type,
+            title=self.title,
+            status=self.status,
+            detail=self.detail,
+            instance=self.instance,
+            **merged,
         )
 
     def with_detail(self, detail: str | None) -> ProblemDetails:
@@ -78,7 +83,15 @@ class ProblemDetails(BaseModel):
         return body
 
 
-def new_problem_details(status: int, title: str | None = None, detail: str | None = None, **extensions: Any) -> ProblemDetails:
+def new_problem_details(
+    status: int,
+    title: str | None = None,
+    detail: str | None = None,
+    *,
+    type: str = "about:blank",
+    instance: str | None = None,
+    **extensions: Any,
+) -> ProblemDetails:
     """Build a problem; ``title`` defaults to the status phrase (``"Not Found"``)."""
     if title is None:
         try:
@@ -86,7 +99,7 @@ def new_problem_details(status: int, title: str | None = None, detail: str | Non
         except ValueError:
             title = "Error"
     clean = {k: v for k, v in extensions.items() if k not in STANDARD_MEMBERS}
-    return ProblemDetails(title=title, status=status, detail=detail, **clean)
+    return ProblemDetails(type=type, title=title, status=status, detail=detail, instance=instance, **clean)
 
 
 BAD_REQUEST: Final = new_problem_details(400, "Bad Request")
@@ -98,8 +111,12 @@ PAYLOAD_TOO_LARGE: Final = new_problem_details(413, "Payload Too Large", "The re
 UNPROCESSABLE_CONTENT: Final = new_problem_details(422, "Unprocessable Content")
 TOO_MANY_REQUESTS: Final = new_problem_details(429, "Too Many Requests")
 BUDGET_EXCEEDED: Final = new_problem_details(429, "Budget Exceeded", "Organization token budget exceeded")
-INTERNAL_SERVER_ERROR: Final = new_problem_details(500, "Internal Server Error", "An unexpected error occurred")
-SERVICE_UNAVAILABLE: Final = new_problem_details(503, "Service Unavailable", "The service is temporarily unavailable")
+INTERNAL_SERVER_ERROR: Final = new_problem_details(
+    500, "Internal Server Error", "An unexpected error occurred"
+)
+SERVICE_UNAVAILABLE: Final = new_problem_details(
+    503, "Service Unavailable", "The service is temporarily unavailable"
+)
 GATEWAY_TIMEOUT: Final = new_problem_details(504, "Gateway Timeout", "The request took too long to process")
 
 
@@ -156,7 +173,9 @@ async def write_problem_details(
         (b"content-length", str(len(body)).encode("ascii")),
         (b"cache-control", b"no-store"),
     ]
-    raw_headers.extend(h for h in _encode_headers(headers) if h[0] not in (b"content-type", b"content-length"))
+    raw_headers.extend(
+        h for h in _encode_headers(headers) if h[0] not in (b"content-type", b"content-length")
+    )
     await send({"type": "http.response.start", "status": problem.status, "headers": raw_headers})
     if scope is not None and scope.get("method") == "HEAD":
         await send({"type": "http.response.body", "body": b"", "more_body": False})

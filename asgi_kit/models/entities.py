@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr, computed_field, field_serializer
 
@@ -46,7 +46,10 @@ class Organization(_Model):
 
     @property
     def over_budget(self) -> bool:
-        return self.budget_tokens_monthly is not None and self.tokens_used_current_month >= self.budget_tokens_monthly
+        return (
+            self.budget_tokens_monthly is not None
+            and self.tokens_used_current_month >= self.budget_tokens_monthly
+        )
 
 
 class User(_Model):

@@ -6,7 +6,7 @@ arrives before the handler finishes), ``GET /boom`` (raises with a DSN in the me
 ``/ws`` (websocket echo). Each call builds a fresh app: tests never share a mutable one.
 """
 
-from __future__ import annotations
+# No postponed annotations here: FastAPI and Litestar read handler annotations at runtime.
 
 import asyncio
 import json
@@ -40,7 +40,10 @@ def bare_app() -> ASGIApp:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -80,7 +83,11 @@ def bare_app() -> ASGIApp:
         elif path == "/stream":
             scope["asgi_kit.route"] = "/stream"
             await send(
-                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")],
+                }
             )
             async for chunk in sse_events():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -197,7 +204,9 @@ def litestar_app(**kwargs: Any) -> ASGIApp:
             return
 
     kwargs.setdefault("debug", False)
-    return Litestar(route_handlers=[ok, item, stream, boom, ws], **kwargs)
+    # Handlers are defined locally under postponed annotations: tell Litestar the names.
+    namespace = {"Stream": Stream, "Request": Request, "WebSocket": WebSocket, "Any": Any}
+    return Litestar(route_handlers=[ok, item, stream, boom, ws], signature_namespace=namespace, **kwargs)
 
 
 def build_app(framework: str, **kwargs: Any) -> ASGIApp:

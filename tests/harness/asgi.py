@@ -64,7 +64,8 @@ class StrictReceive:
 
     def __init__(self, chunks: Sequence[bytes] = (b"",), *, disconnect_after_body: bool = False) -> None:
         self._messages: list[Message] = [
-            {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1} for i, chunk in enumerate(chunks)
+            {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+            for i, chunk in enumerate(chunks)
         ]
         self._disconnected = asyncio.Event()
         if disconnect_after_body:
@@ -95,7 +96,9 @@ class RecordingSend:
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            assert not any(m["type"] == "http.response.start" for m in self.messages), "second http.response.start"
+            assert not any(m["type"] == "http.response.start" for m in self.messages), (
+                "second http.response.start"
+            )
         if message["type"] == "http.response.body":
             assert any(m["type"] == "http.response.start" for m in self.messages), "body before start"
             assert not self.complete, "body after the response completed"

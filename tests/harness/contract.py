@@ -157,7 +157,9 @@ class MiddlewareContract:
         gate = asyncio.Event()
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+            )
             await send({"type": "http.response.body", "body": b"first", "more_body": True})
             await gate.wait()
             await send({"type": "http.response.body", "body": b"second", "more_body": True})

@@ -47,13 +47,17 @@ def _wait_listening(port: int, deadline: float) -> None:
 
 
 @contextmanager
-def serve(app: ASGIApp, server: str = "uvicorn", *, lifespan: str = "auto", timeout: float = 10.0) -> Iterator[Served]:
+def serve(
+    app: ASGIApp, server: str = "uvicorn", *, lifespan: str = "auto", timeout: float = 10.0
+) -> Iterator[Served]:
     """Run ``app`` under ``server`` until the block ends."""
     port = free_port()
     if server == "uvicorn":
         import uvicorn
 
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning", access_log=False
+        )
         uv_server = uvicorn.Server(config)
         uv_server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         thread = threading.Thread(target=uv_server.run, name=f"uvicorn-{port}", daemon=True)
