@@ -1,0 +1,133 @@
+"""``RequirePermission``: refuse a request whose principal lacks a permission.
+
+Place it inside ``AuthMiddleware`` (which sets the principal), around the app or a mounted
+sub-app. It reads ``scope["user"]`` through :func:`asgi_kit._asgi.principal.get_principal`
+(never request headers) and writes nothing. Answers, as ``application/problem+json``:
+
+- **401** (``WWW-Authenticate: Bearer realm="..."``) when there is no principal;
+- **403** (``WWW-Authenticate: Bearer realm="...", error="insufficient_scope", scope="<perm>"``)
+  when the principal's role does not grant the permission under the policy, or when the
+  principal carries scopes (a scoped API key, a JWT ``scope`` claim) that do not include it.
+
+Websocket handshakes get the same decision (a denial response, or close 1008 before accept).
+``OPTIONS`` passes by default, as in ``AuthMiddleware``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from asgi_kit._asgi.principal import Principal, get_principal
+from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit.errors import FORBIDDEN, UNAUTHORIZED, ProblemDetails
+from asgi_kit.errors.problem import render_problem, write_problem_details
+from asgi_kit.rbac.roles import DEFAULT_POLICY, Policy
+
+_PERMISSION: Final = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+_REALM: Final = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")  # printable, no quote or backslash
+
+
+def is_allowed(principal: Principal, permission: str, policy: Policy = DEFAULT_POLICY) -> bool:
+    """Role grants it, and the principal's scopes (when it has any) include it."""
+    if not policy.has_permission(principal.role, permission):
+        return False
+    return not principal.scopes or permission in principal.scopes
+
+
+class RequirePermission:
+    """Let a request through only if its principal holds ``permission``.
+
+    Args:
+        app: the ASGI app to guard.
+        permission: a :class:`~asgi_kit.rbac.Permission` or a custom permission name.
+        policy: the role -> permissions mapping (default: the platform's).
+        realm: the ``realm`` of the ``WWW-Authenticate`` challenge.
+        allow_options: let ``OPTIONS`` (CORS preflights) through.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        permission: str,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        realm: str = "api",
+        allow_options: bool = True,
+    ) -> None:
+        _check_options(permission, policy)
+        if not isinstance(realm, str) or _REALM.fullmatch(realm) is None:
+            raise ValueError("realm must be 1-64 printable ASCII characters without quotes or backslashes")
+        self.app = app
+        self.permission = str(permission)
+        self._policy = policy
+        self._allow_options = bool(allow_options)
+        challenge = f'Bearer realm="{realm}"'
+        self._unauthorized: tuple[ProblemDetails, list[tuple[bytes, bytes]]] = (
+            UNAUTHORIZED,
+            [(b"www-authenticate", challenge.encode())],
+        )
+        forbidden = f'{challenge}, error="insufficient_scope", scope="{self.permission}"'
+        self._forbidden: tuple[ProblemDetails, list[tuple[bytes, bytes]]] = (
+            FORBIDDEN,
+            [(b"www-authenticate", forbidden.encode())],
+        )
+
+    def __repr__(self) -> str:
+        return f"RequirePermission({self.permission!r})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or (
+            self._allow_options and kind == "http" and scope.get("method") == "OPTIONS"
+        ):
+            await self.app(scope, receive, send)
+            return
+        principal = get_principal(scope)
+        if principal is not None and is_allowed(principal, self.permission, self._policy):
+            await self.app(scope, receive, send)
+            return
+        problem, headers = self._unauthorized if principal is None else self._forbidden
+        if kind == "http":
+            await write_problem_details(send, problem, headers, scope=scope)
+        else:
+            await _deny_websocket(scope, send, problem, headers)
+
+
+def require_permission(permission: str, *, policy: Policy = DEFAULT_POLICY) -> Callable[[ASGIApp], ASGIApp]:
+    """Decorate a raw ASGI callable: ``@require_permission(Permission.USE_MODELS)``."""
+    _check_options(permission, policy)  # fail at decoration time, not at the first request
+
+    def decorate(app: ASGIApp) -> ASGIApp:
+        return RequirePermission(app, permission, policy=policy)
+
+    return decorate
+
+
+def _check_options(permission: object, policy: object) -> None:
+    if not isinstance(permission, str) or _PERMISSION.fullmatch(permission) is None:
+        raise ValueError("permission must be a permission name like 'use_models'")
+    if not isinstance(policy, Policy):
+        raise TypeError("policy must be a Policy")
+
+
+async def _deny_websocket(
+    scope: Scope, send: Send, problem: ProblemDetails, headers: Sequence[tuple[bytes, bytes]]
+) -> None:
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = render_problem(problem, scope)
+        start_headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            *headers,
+        ]
+        await send(
+            {"type": "websocket.http.response.start", "status": problem.status, "headers": start_headers}
+        )
+        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+        return
+    await send({"type": "websocket.close", "code": 1008})
+
+
+__all__ = ["RequirePermission", "is_allowed", "require_permission"]
