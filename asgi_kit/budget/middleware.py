@@ -1,0 +1,193 @@
+"""``BudgetMiddleware``: refuse requests from organizations that used their token budget."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from asgi_kit._asgi.paths import PathFilter
+from asgi_kit._asgi.principal import get_principal
+from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit.budget.cache import BudgetCache
+from asgi_kit.budget.store import BudgetState, BudgetStore
+from asgi_kit.errors import BUDGET_EXCEEDED, SERVICE_UNAVAILABLE, write_problem_details
+
+logger = logging.getLogger("asgi_kit.budget")
+
+_STORE_DOWN: Final = SERVICE_UNAVAILABLE.with_detail("The budget service is temporarily unavailable")
+_OPENAI_MESSAGE: Final = (
+    "You exceeded your organization's monthly token budget. The budget resets at the start of next month."
+)
+_OPENAI_BODY: Final = json.dumps(
+    {
+        "error": {
+            "message": _OPENAI_MESSAGE,
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    },
+    separators=(",", ":"),
+).encode()
+_NO_RETRY: Final = (b"x-should-retry", b"false")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class BudgetMiddleware:
+    """Answer ``429 Budget Exceeded`` before the app runs when the caller's organization is over budget.
+
+    Place it after ``AuthMiddleware`` (it reads the principal auth stored) and before the app or
+    the proxy that spends tokens. Reads ``scope["user"]`` through ``get_principal``; a request
+    without a principal or without an organization passes untouched, as do lifespan scopes and
+    ``exclude_paths``. Websocket handshakes of an over-budget organization are closed with 1008.
+    It only checks: the app records what it spent with ``store.record_usage(...)``.
+
+    The 429 carries ``x-should-retry: false`` and no ``Retry-After`` (OpenAI clients would
+    otherwise retry a refusal that lasts until next month); with ``retry_after_period_end`` it
+    carries a ``Retry-After`` to the start of next month instead. On ``openai_error_format``
+    routes its body is OpenAI's ``insufficient_quota`` error instead of problem+json.
+
+    When the store fails, the request gets a ``503`` problem with ``Retry-After`` (fail closed,
+    the default) or passes unchecked (``fail_open=True``); either way the store's error text is
+    never shown or logged, only its type.
+
+    Args:
+        app: the ASGI app to protect.
+        store: the :class:`~asgi_kit.budget.store.BudgetStore` to consult.
+        cache_ttl: seconds a lookup is reused in this process (0 disables the cache). This is the
+            overshoot window: see :mod:`asgi_kit.budget.cache`.
+        cache_max_entries: organizations the cache holds at most.
+        fail_open: let requests through when the store fails, instead of a 503.
+        openai_error_format: ``True`` for OpenAI's error body on every route, or the paths
+            (``PathFilter`` patterns such as ``"/v1/*"``) of the OpenAI-compatible routes.
+        retry_after_period_end: add ``Retry-After`` with the seconds until next month.
+        unavailable_retry_after: ``Retry-After`` seconds of the 503 when the store gives no hint.
+        exclude_paths: paths never checked.
+        clock: monotonic clock for the cache (tests inject one).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        store: BudgetStore,
+        cache_ttl: float = 1.0,
+        cache_max_entries: int = 10_000,
+        fail_open: bool = False,
+        openai_error_format: bool | Sequence[str] = False,
+        retry_after_period_end: bool = False,
+        unavailable_retry_after: int = 1,
+        exclude_paths: Sequence[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not callable(getattr(store, "get_budget", None)):
+            raise TypeError("store must be a BudgetStore (an object with async get_budget(org_id))")
+        if isinstance(cache_ttl, bool) or not isinstance(cache_ttl, int | float):
+            raise TypeError("cache_ttl must be a number of seconds")
+        if not math.isfinite(cache_ttl) or not 0 <= cache_ttl <= 60:
+            raise ValueError("cache_ttl must be between 0 and 60 seconds")
+        if (
+            isinstance(cache_max_entries, bool)
+            or not isinstance(cache_max_entries, int)
+            or cache_max_entries < 1
+        ):
+            raise ValueError("cache_max_entries must be a positive int")
+        if isinstance(unavailable_retry_after, bool) or not isinstance(unavailable_retry_after, int):
+            raise TypeError("unavailable_retry_after must be an int number of seconds")
+        if unavailable_retry_after < 0:
+            raise ValueError("unavailable_retry_after must not be negative")
+        self.app = app
+        self._store = store
+        self._cache = BudgetCache(float(cache_ttl), cache_max_entries, clock)
+        self._fail_open = bool(fail_open)
+        self._retry_after_period_end = bool(retry_after_period_end)
+        self._unavailable_retry_after = unavailable_retry_after
+        self._exclude = PathFilter(exclude_paths)
+        self._openai_all = openai_error_format is True
+        if isinstance(openai_error_format, bool):
+            self._openai_paths = PathFilter(())
+        else:
+            self._openai_paths = PathFilter(openai_error_format)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self._exclude.matches(scope):
+            await self.app(scope, receive, send)
+            return
+        principal = get_principal(scope)
+        if principal is None or not principal.org_id:
+            await self.app(scope, receive, send)
+            return
+        try:
+            state = await self._lookup(principal.org_id)
+        except Exception as exc:
+            # Type only: a driver message may hold a host name or a DSN.
+            logger.warning("budget store unavailable (%s); failing %s", type(exc).__name__, self._mode)
+            if self._fail_open:
+                await self.app(scope, receive, send)
+            else:
+                await self._unavailable(scope, send, getattr(exc, "retry_after", None))
+            return
+        if state is None or not state.exceeded:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "budget exceeded"})
+            return
+        await self._exceeded(scope, send, state)
+
+    @property
+    def _mode(self) -> str:
+        return "open" if self._fail_open else "closed"
+
+    async def _lookup(self, org_id: str) -> BudgetState | None:
+        cache = self._cache
+        if cache.enabled:
+            hit, state = cache.get(org_id)
+            if hit:
+                return state
+        state = await self._store.get_budget(org_id)
+        if cache.enabled:
+            cache.put(org_id, state)
+        return state
+
+    def clear_cache(self) -> None:
+        """Forget every cached lookup (after raising a budget, say)."""
+        self._cache.clear()
+
+    async def _exceeded(self, scope: Scope, send: Send, state: BudgetState) -> None:
+        headers = [_NO_RETRY]
+        if self._retry_after_period_end:
+            seconds = max(math.ceil((state.period_end - _utcnow()).total_seconds()), 1)
+            headers.append((b"retry-after", str(seconds).encode("ascii")))
+        if self._openai_all or self._openai_paths.matches(scope):
+            body = b"" if scope.get("method") == "HEAD" else _OPENAI_BODY
+            start_headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_OPENAI_BODY)).encode("ascii")),
+                (b"cache-control", b"no-store"),
+                *headers,
+            ]
+            await send({"type": "http.response.start", "status": 429, "headers": start_headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await write_problem_details(send, BUDGET_EXCEEDED, headers, scope=scope)
+
+    async def _unavailable(self, scope: Scope, send: Send, hint: object) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1011, "reason": "service unavailable"})
+            return
+        seconds = self._unavailable_retry_after
+        if isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint) and hint >= 0:
+            seconds = max(math.ceil(hint), 1)
+        await write_problem_details(send, _STORE_DOWN, {"retry-after": str(seconds)}, scope=scope)
+
+
+__all__ = ["BudgetMiddleware"]
