@@ -1,0 +1,34 @@
+"""OpenTelemetry tracing: ``init_tracer``, ``TracingMiddleware`` and a W3C trace-context parser.
+
+Needs the ``tracing`` extra (``pip install 'asgi-kit[tracing]'``).
+"""
+
+from __future__ import annotations
+
+from asgi_kit._asgi.optional import require
+
+require("opentelemetry.sdk.trace", "tracing")
+
+from asgi_kit.tracing.middleware import TracingMiddleware
+from asgi_kit.tracing.propagation import (
+    TraceContext,
+    TraceParent,
+    extract,
+    format_traceparent,
+    format_tracestate,
+    parse_traceparent,
+    parse_tracestate,
+)
+from asgi_kit.tracing.tracer import init_tracer
+
+__all__ = [
+    "TraceContext",
+    "TraceParent",
+    "TracingMiddleware",
+    "extract",
+    "format_traceparent",
+    "format_tracestate",
+    "init_tracer",
+    "parse_traceparent",
+    "parse_tracestate",
+]

@@ -1,0 +1,299 @@
+"""``TracingMiddleware``: one OpenTelemetry server span per HTTP request.
+
+Reads ``traceparent``/``tracestate`` with our own exact W3C parser, starts a ``SERVER`` span
+with the stable HTTP semantic-convention attributes, names it ``METHOD /route/template``
+once the app has routed the request, and makes it current for the app (OpenTelemetry
+context and :data:`asgi_kit._asgi.context.trace_ids_var`, so log records and outbound HTTP
+calls carry its ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+from urllib.parse import unquote_plus
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    NoOpTracer,
+    ProxyTracerProvider,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+    TracerProvider,
+    set_span_in_context,
+)
+from opentelemetry.trace import TraceState as OtelTraceState
+
+from asgi_kit._asgi.context import TraceIds, trace_ids_var
+from asgi_kit._asgi.paths import PathFilter
+from asgi_kit._asgi.routes import RouteResolver, resolve_route_template
+from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_kit._version import __version__
+from asgi_kit.tracing.propagation import (
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
+    context_from_values,
+    format_tracestate,
+)
+
+INSTRUMENTATION_NAME: Final = "asgi_kit.tracing"
+
+#: Methods semantic conventions know; anything else is recorded as ``_OTHER``.
+KNOWN_METHODS: Final = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
+)
+#: Query parameters whose values never reach a span (compared case-insensitively).
+DEFAULT_REDACTED_QUERY_PARAMS: Final = frozenset(
+    {
+        "access_token", "api-key", "api_key", "apikey", "auth", "authorization", "awsaccesskeyid",
+        "client_secret", "code", "id_token", "key", "passwd", "password", "pwd", "refresh_token",
+        "secret", "session", "sessionid", "sig", "signature", "token", "x-amz-credential",
+        "x-amz-security-token", "x-amz-signature", "x-api-key", "x-goog-signature",
+    }
+)  # fmt: skip
+REDACTED: Final = "REDACTED"
+MAX_ATTRIBUTE_LENGTH: Final = 1024
+
+_HOST: Final = b"host"
+_USER_AGENT: Final = b"user-agent"
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_ERROR_STATUS: Final = Status(StatusCode.ERROR)
+_ROOT: Final = Context()  # a request without a valid traceparent starts a new trace
+
+
+class TracingMiddleware:
+    """Trace every HTTP request as an OpenTelemetry ``SERVER`` span.
+
+    Place it outermost, right after ``RequestIDMiddleware``, so the span covers every other
+    layer and their log records carry its ids. Reads the ``traceparent``, ``tracestate``,
+    ``host`` and ``user-agent`` headers; writes the span, the current OpenTelemetry context
+    and :data:`~asgi_kit._asgi.context.trace_ids_var` for the duration of the request (reset
+    with their tokens). Never records other headers or secret query values; adds no spans
+    for ASGI ``send``/``receive``; lifespan and websocket scopes pass through untouched.
+
+    With no ``tracer_provider`` it follows OpenTelemetry's global provider, and while that is
+    unset or the no-op provider the layer passes requests straight through at almost no cost.
+
+    Args:
+        app: the ASGI app to wrap.
+        tracer_provider: where spans go; ``None`` follows the global provider.
+        exclude_paths: exact paths (or ``/prefix/*`` subtrees) never traced.
+        route_resolver: reads the route template from the scope after the app ran;
+            defaults to the kit's resolver (Starlette, FastAPI, Litestar, ``asgi_kit.route``).
+        record_query: record ``url.query`` (secret parameter values replaced by ``REDACTED``).
+        redacted_query_params: the parameters whose values are redacted in ``url.query``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        exclude_paths: Sequence[str] = (),
+        route_resolver: RouteResolver | None = None,
+        record_query: bool = True,
+        redacted_query_params: Iterable[str] = DEFAULT_REDACTED_QUERY_PARAMS,
+    ) -> None:
+        if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
+            raise TypeError("tracer_provider must be an opentelemetry TracerProvider or None")
+        if route_resolver is not None and not callable(route_resolver):
+            raise TypeError("route_resolver must be a callable taking the scope")
+        if isinstance(redacted_query_params, str):
+            raise TypeError("redacted_query_params must be a collection of names, not a single string")
+        self.app = app
+        self._exclude = PathFilter(exclude_paths)
+        self._resolve_route = route_resolver or resolve_route_template
+        self._record_query = bool(record_query)
+        self._redacted = frozenset(name.lower() for name in redacted_query_params)
+        self._follow_global = tracer_provider is None
+        self._tracer: Tracer | None = None
+        if tracer_provider is not None:
+            self._tracer = _real_tracer(tracer_provider)
+        else:
+            self._adopt_global()
+
+    def _adopt_global(self) -> Tracer | None:
+        # Until the app calls set_tracer_provider (often in its lifespan, after this layer was
+        # built) the global is a proxy: stay a pass-through and look again next request. The
+        # global can be set only once, so the first real answer is final.
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, ProxyTracerProvider):
+            return None
+        self._follow_global = False
+        self._tracer = _real_tracer(provider)
+        return self._tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracer = self._tracer
+        if tracer is None and (not self._follow_global or (tracer := self._adopt_global()) is None):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http" or (self._exclude and self._exclude.matches(scope)):
+            await self.app(scope, receive, send)
+            return
+
+        method: str = scope["method"]
+        traceparent: bytes | None = None
+        duplicate = False
+        tracestate: list[bytes] = []
+        host: bytes | None = None
+        user_agent: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == TRACEPARENT_HEADER:
+                duplicate = traceparent is not None
+                traceparent = value
+            elif name == TRACESTATE_HEADER:
+                tracestate.append(value)
+            elif name == _HOST:
+                host = value
+            elif name == _USER_AGENT:
+                user_agent = value
+
+        incoming = context_from_values(traceparent, tracestate, duplicate=duplicate)
+        state_header: str | None = None
+        if incoming is None:
+            parent_context = _ROOT
+        else:
+            parent, members = incoming
+            if members:
+                state_header = format_tracestate(members)
+            parent_context = set_span_in_context(
+                NonRecordingSpan(
+                    SpanContext(
+                        parent.trace_id,
+                        parent.span_id,
+                        is_remote=True,
+                        trace_flags=TraceFlags(parent.trace_flags),
+                        trace_state=OtelTraceState(members) if members else None,
+                    )
+                ),
+                _ROOT,
+            )
+        known = method in KNOWN_METHODS
+        span = tracer.start_span(
+            method if known else "HTTP",
+            parent_context,
+            SpanKind.SERVER,
+            self._start_attributes(scope, method, known, host, user_agent),
+        )
+        span_context = span.get_span_context()
+        trace_hex = f"{span_context.trace_id:032x}"
+        span_hex = f"{span_context.span_id:016x}"
+        ids_token = trace_ids_var.set(
+            TraceIds(
+                trace_hex,
+                span_hex,
+                f"00-{trace_hex}-{span_hex}-{span_context.trace_flags:02x}",
+                state_header,
+            )
+        )
+        context_token = otel_context.attach(set_span_in_context(span))
+        status = 0
+        error_type: str | None = None
+
+        async def send_observing_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observing_status)
+        except Exception as exc:
+            error_type = type(exc).__qualname__
+            span.record_exception(exc)
+            raise
+        finally:
+            otel_context.detach(context_token)
+            trace_ids_var.reset(ids_token)
+            attributes: dict[str, Any] = {}
+            template = self._resolve_route(scope)
+            if template:
+                attributes["http.route"] = template
+                span.update_name(f"{method if known else 'HTTP'} {template}")
+            if status:
+                attributes["http.response.status_code"] = status
+                if status >= 500 and error_type is None:
+                    error_type = str(status)
+            if error_type is not None:
+                attributes["error.type"] = error_type
+                span.set_status(_ERROR_STATUS)
+            span.set_attributes(attributes)
+            span.end()
+
+    def _start_attributes(
+        self, scope: Scope, method: str, known: bool, host: bytes | None, user_agent: bytes | None
+    ) -> dict[str, Any]:
+        scheme: str = scope.get("scheme") or "http"
+        attributes: dict[str, Any] = {
+            "http.request.method": method if known else "_OTHER",
+            "url.path": scope["path"],
+            "url.scheme": scheme,
+            "network.protocol.version": scope.get("http_version") or "1.1",
+        }
+        if not known:
+            attributes["http.request.method_original"] = method[:MAX_ATTRIBUTE_LENGTH]
+        if host:
+            address, port = _split_host(host.decode("latin-1"), scheme)
+            attributes["server.address"] = address
+            if port is not None:
+                attributes["server.port"] = port
+        else:
+            server = scope.get("server")
+            if server:
+                attributes["server.address"] = server[0]
+                if server[1] is not None:
+                    attributes["server.port"] = server[1]
+        client = scope.get("client")
+        if client:
+            attributes["client.address"] = client[0]
+        if user_agent:
+            attributes["user_agent.original"] = user_agent[:MAX_ATTRIBUTE_LENGTH].decode("latin-1")
+        if self._record_query:
+            query: bytes = scope.get("query_string") or b""
+            if query:
+                attributes["url.query"] = redact_query(query, self._redacted)
+        return attributes
+
+
+def _real_tracer(provider: TracerProvider) -> Tracer | None:
+    tracer = provider.get_tracer(INSTRUMENTATION_NAME, __version__)
+    return None if isinstance(tracer, NoOpTracer) else tracer
+
+
+def _split_host(host: str, scheme: str) -> tuple[str, int | None]:
+    """``Host`` into address and port; the scheme's default port when none is given."""
+    host = host[:MAX_ATTRIBUTE_LENGTH]
+    if host.startswith("["):  # IPv6 literal
+        end = host.find("]")
+        address, rest = (host[1:end], host[end + 1 :]) if end != -1 else (host, "")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        address, _, port_text = host.partition(":")
+    if port_text.isascii() and port_text.isdigit() and len(port_text) <= 5:
+        return address, int(port_text)
+    return address, _DEFAULT_PORTS.get(scheme)
+
+
+def redact_query(query: bytes, redacted: frozenset[str]) -> str:
+    """The query string with the values of ``redacted`` parameters replaced by ``REDACTED``."""
+    text = query[: MAX_ATTRIBUTE_LENGTH * 2].decode("latin-1")
+    parts = text.split("&")
+    for index, part in enumerate(parts):
+        key, sep, _ = part.partition("=")
+        if not sep:
+            continue
+        name = unquote_plus(key, encoding="latin-1") if "%" in key or "+" in key else key
+        if name.strip().lower() in redacted:
+            parts[index] = f"{key}={REDACTED}"
+    return "&".join(parts)
+
+
+__all__ = ["DEFAULT_REDACTED_QUERY_PARAMS", "KNOWN_METHODS", "TracingMiddleware", "redact_query"]
