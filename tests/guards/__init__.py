@@ -1,0 +1,1 @@
+"""Edge guards: timeout, body limit, security headers."""
