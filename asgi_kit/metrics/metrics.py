@@ -1,0 +1,278 @@
+"""The HTTP server metrics and the one function that registers them: :func:`register_metrics`.
+
+Every metric lives on a registry you pass in (or a fresh one), never on prometheus-client's
+global default registry, so two apps in one process never clash and tests start clean.
+
+The request path is kept to one dict lookup plus three updates: prometheus-client's
+``labels()`` costs more than everything else a request does here, so the labelled children
+are built once per ``(method, route, status)`` and cached on the :class:`HTTPMetrics` object.
+The cache is bounded because every label is: unknown methods collapse to
+:data:`OTHER_METHOD`, unmatched paths to :data:`~asgi_kit._asgi.routes.UNMATCHED_ROUTE`,
+statuses outside 100-599 to :data:`OTHER_STATUS`, and past ``max_label_sets`` distinct label
+sets new routes collapse to :data:`OVERFLOW_ROUTE` (the same guard, and the same default
+limit of 2000, as the OpenTelemetry metrics SDK's cardinality limit).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import values as _values
+
+#: OpenTelemetry's advisory bucket boundaries for ``http.server.request.duration`` (seconds).
+DEFAULT_DURATION_BUCKETS: Final[tuple[float, ...]] = (
+    0.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+#: The methods kept as they are (RFC 9110 plus PATCH, as in OpenTelemetry's semantic conventions).
+KNOWN_METHODS: Final = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+OTHER_METHOD: Final = "_OTHER"
+OTHER_STATUS: Final = "_OTHER"
+OVERFLOW_ROUTE: Final = "<overflow>"
+DEFAULT_MAX_LABEL_SETS: Final = 2000
+LABEL_NAMES: Final = ("method", "route", "status")
+
+_Series = tuple[Any, Any, Any]  # (requests_total child, duration child, response size child)
+
+
+def method_label(method: object, known: frozenset[str] = KNOWN_METHODS) -> str:
+    """The ``method`` label value: the method itself when known, otherwise :data:`OTHER_METHOD`."""
+    return method if isinstance(method, str) and method in known else OTHER_METHOD
+
+
+def status_label(status: object) -> str:
+    """The ``status`` label value: the three-digit code, or :data:`OTHER_STATUS` when not one."""
+    if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+        return str(int(status))
+    return OTHER_STATUS
+
+
+class HTTPMetrics:
+    """The HTTP server metrics of one service, registered on one registry.
+
+    Attributes:
+        registry: the registry the metrics were registered on (serve it with ``metrics_app``).
+        requests_total: ``http_requests_total{method,route,status}`` counter.
+        request_duration: ``http_request_duration_seconds{method,route,status}`` histogram.
+        response_size: ``http_response_size_bytes_total{method,route,status}`` counter of body bytes.
+        requests_in_flight: ``http_requests_in_flight`` gauge.
+        multiprocess: whether prometheus-client writes values to ``PROMETHEUS_MULTIPROC_DIR``.
+
+    Build it with :func:`register_metrics`; :class:`~asgi_kit.metrics.MetricsMiddleware` calls
+    :meth:`request_started` and :meth:`observe` for every request.
+    """
+
+    __slots__ = (
+        "_const",
+        "_in_flight",
+        "_in_flight_gauge",
+        "_max_label_sets",
+        "_methods",
+        "_series",
+        "multiprocess",
+        "registry",
+        "request_duration",
+        "requests_in_flight",
+        "requests_total",
+        "response_size",
+        "service_name",
+    )
+
+    def __init__(
+        self,
+        service_name: str,
+        registry: CollectorRegistry,
+        *,
+        namespace: str,
+        service_label: str | None,
+        buckets: Sequence[float],
+        extra_methods: Iterable[str],
+        max_label_sets: int,
+    ) -> None:
+        self.service_name = service_name
+        self.registry = registry
+        # prometheus-client picks its value class once, at import, from PROMETHEUS_MULTIPROC_DIR;
+        # ask it rather than reading the environment a second time.
+        self.multiprocess: bool = _values.ValueClass is not _values.MutexValue
+        # prometheus-client has no constant labels: the service is one more label whose value
+        # never changes, baked into the cached children so it costs nothing per request.
+        self._const: tuple[str, ...] = (service_name,) if service_label else ()
+        const_names = (service_label,) if service_label else ()
+        names = (*LABEL_NAMES, *const_names)
+        common: dict[str, Any] = {"namespace": namespace, "registry": registry}
+        self.requests_total = Counter("http_requests_total", "HTTP requests served.", names, **common)
+        self.request_duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to serve an HTTP request, in seconds.",
+            names,
+            buckets=tuple(buckets),
+            **common,
+        )
+        self.response_size = Counter(
+            "http_response_size_bytes", "HTTP response body bytes sent.", names, **common
+        )
+        self.requests_in_flight = Gauge(
+            "http_requests_in_flight",
+            "HTTP requests being served.",
+            const_names,
+            multiprocess_mode="livesum",
+            **common,
+        )
+        self._in_flight_gauge = (
+            self.requests_in_flight.labels(*self._const) if self._const else self.requests_in_flight
+        )
+        # In one process the gauge reads the length of a deque: append/pop are atomic, so the
+        # hot path skips prometheus-client's lock twice per request. Multiprocess values live
+        # in mmap files, where only inc/dec are seen by the collector.
+        self._in_flight: deque[None] = deque()
+        if not self.multiprocess:
+            self._in_flight_gauge.set_function(self._in_flight.__len__)
+        self._methods = KNOWN_METHODS | frozenset(extra_methods)
+        self._max_label_sets = max_label_sets
+        self._series: dict[tuple[str, str, object], _Series] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"HTTPMetrics(service_name={self.service_name!r}, series={len(self._series)}, "
+            f"multiprocess={self.multiprocess})"
+        )
+
+    def request_started(self) -> None:
+        """Count one more request in flight; pair every call with :meth:`request_finished`."""
+        if self.multiprocess:
+            self._in_flight_gauge.inc()
+        else:
+            self._in_flight.append(None)
+
+    def request_finished(self) -> None:
+        """Count one request fewer in flight."""
+        if self.multiprocess:
+            self._in_flight_gauge.dec()
+        else:
+            self._in_flight.pop()
+
+    def observe(self, method: str, route: str, status: object, duration: float, size: int) -> None:
+        """Record one finished request: count it, its duration in seconds and its body bytes."""
+        if method not in self._methods:
+            method = OTHER_METHOD
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = self._new_series(method, route, status)
+        series[0].inc()
+        series[1].observe(duration)
+        series[2].inc(size)
+
+    def _new_series(self, method: str, route: str, status: object) -> _Series:
+        key = (method, route, status)
+        if len(self._series) >= self._max_label_sets:
+            # Cardinality guard: a route we have never seen, past the limit, joins one overflow series.
+            key = (method, OVERFLOW_ROUTE, status)
+            series = self._series.get(key)
+            if series is not None:
+                return series
+        labels = (key[0], key[1], status_label(status), *self._const)
+        series = (
+            self.requests_total.labels(*labels),
+            self.request_duration.labels(*labels),
+            self.response_size.labels(*labels),
+        )
+        # The overflow key itself may exceed the limit by at most methods x statuses entries.
+        self._series[key] = series
+        return series
+
+    @property
+    def series_count(self) -> int:
+        """How many ``(method, route, status)`` label sets have been recorded."""
+        return len(self._series)
+
+
+def register_metrics(
+    service_name: str,
+    registry: CollectorRegistry | None = None,
+    *,
+    namespace: str = "",
+    service_label: str | None = "service",
+    buckets: Sequence[float] = DEFAULT_DURATION_BUCKETS,
+    extra_methods: Iterable[str] = (),
+    max_label_sets: int = DEFAULT_MAX_LABEL_SETS,
+) -> HTTPMetrics:
+    """Register the HTTP server metrics of ``service_name`` on ``registry``.
+
+    Args:
+        service_name: the service; also the value of the ``service_label`` constant label.
+        registry: where to register; a fresh ``CollectorRegistry`` when ``None`` (never the
+            global default registry).
+        namespace: a prefix for every metric name (``myapp`` gives ``myapp_http_requests_total``).
+        service_label: name of the constant label carrying ``service_name``; ``None`` for none.
+        buckets: duration histogram bounds in seconds; OpenTelemetry's advisory ones by default.
+        extra_methods: methods kept as labels besides the standard ones (e.g. ``PROPFIND``).
+        max_label_sets: distinct ``(method, route, status)`` sets before new routes overflow.
+
+    Raises:
+        ValueError: an option is out of range, or the metrics already exist on ``registry``.
+        TypeError: an option has the wrong type.
+    """
+    if not isinstance(service_name, str) or not service_name:
+        raise ValueError("service_name must be a non-empty string")
+    if registry is not None and not isinstance(registry, CollectorRegistry):
+        raise TypeError(f"registry must be a prometheus_client CollectorRegistry, got {registry!r}")
+    if not isinstance(namespace, str):
+        raise TypeError("namespace must be a string")
+    if service_label is not None and (not isinstance(service_label, str) or not service_label):
+        raise ValueError("service_label must be a non-empty label name or None")
+    if service_label in LABEL_NAMES:
+        raise ValueError(f"service_label must not be one of {LABEL_NAMES}")
+    bounds = tuple(buckets)
+    if not bounds or any(not isinstance(b, int | float) or math.isnan(b) for b in bounds):
+        raise ValueError("buckets must be a non-empty sequence of numbers")
+    if list(bounds) != sorted(set(bounds)):
+        raise ValueError("buckets must be strictly increasing")
+    if isinstance(extra_methods, str):
+        raise TypeError("extra_methods must be a sequence of method names, not a single string")
+    methods = tuple(extra_methods)
+    if any(not isinstance(m, str) or not m or m != m.upper() for m in methods):
+        raise ValueError("extra_methods must be non-empty upper-case method names")
+    if not isinstance(max_label_sets, int) or isinstance(max_label_sets, bool) or max_label_sets < 1:
+        raise ValueError("max_label_sets must be a positive integer")
+    return HTTPMetrics(
+        service_name,
+        registry if registry is not None else CollectorRegistry(),
+        namespace=namespace,
+        service_label=service_label,
+        buckets=bounds,
+        extra_methods=methods,
+        max_label_sets=max_label_sets,
+    )
+
+
+__all__ = [
+    "DEFAULT_DURATION_BUCKETS",
+    "DEFAULT_MAX_LABEL_SETS",
+    "KNOWN_METHODS",
+    "OTHER_METHOD",
+    "OTHER_STATUS",
+    "OVERFLOW_ROUTE",
+    "HTTPMetrics",
+    "method_label",
+    "register_metrics",
+    "status_label",
+]

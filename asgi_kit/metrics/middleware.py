@@ -1,0 +1,121 @@
+"""``MetricsMiddleware``: count and time every HTTP request by method, route template and status."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from time import perf_counter
+
+from asgi_kit._asgi.paths import PathFilter, route_path
+from asgi_kit._asgi.routes import RouteResolver, route_template_or_unmatched
+from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_kit.metrics.exposition import metrics_app
+from asgi_kit.metrics.metrics import HTTPMetrics, register_metrics
+
+#: Recorded when the client went away before any response started (nginx's convention).
+CLIENT_CLOSED_STATUS = 499
+
+
+class MetricsMiddleware:
+    """Record ``http_requests_total``, ``http_request_duration_seconds``, the response size and
+    the in-flight gauge for every HTTP request.
+
+    Place it outside the router and inside the request-id and error layers, so the 500s those
+    render are counted as the client saw them; the route label is read from the scope *after*
+    the app returns, when the router has written the matched template (Starlette, FastAPI,
+    Litestar, or ``scope["asgi_kit.route"]``). Unmatched paths collapse to one label value.
+
+    Reads ``scope["method"]``, the route template keys and the response status; writes nothing
+    to the scope or the response. Websocket and lifespan connections pass through untouched.
+
+    Args:
+        app: the ASGI app to wrap.
+        metrics: where to record; ``None`` registers fresh ones on a fresh registry (see
+            :attr:`metrics` and ``metrics.registry``).
+        service_name: the service name used when ``metrics`` is ``None``.
+        exclude_paths: exact paths (or ``/prefix/*`` subtrees) never recorded, e.g. ``/metrics``.
+        path: when set, answer this exact path with the metrics exposition itself.
+        multiprocess_dir: the Prometheus multiprocess directory served at ``path``.
+        route_resolver: a custom route-template resolver (the kit's shared one by default).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: HTTPMetrics | None = None,
+        service_name: str = "app",
+        exclude_paths: Sequence[str] = (),
+        path: str | None = None,
+        multiprocess_dir: str | None = None,
+        route_resolver: RouteResolver | None = None,
+    ) -> None:
+        if metrics is not None and not isinstance(metrics, HTTPMetrics):
+            raise TypeError(f"metrics must be an HTTPMetrics from register_metrics(), got {metrics!r}")
+        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+            raise ValueError(f"path must be an absolute path starting with '/', got {path!r}")
+        if route_resolver is not None and not callable(route_resolver):
+            raise TypeError("route_resolver must be callable")
+        self.app = app
+        self.metrics = metrics if metrics is not None else register_metrics(service_name)
+        self._exclude = PathFilter(exclude_paths)
+        self._path = path
+        self._exposition = (
+            metrics_app(self.metrics.registry, multiprocess_dir=multiprocess_dir)
+            if path is not None
+            else None
+        )
+        self._resolver = route_resolver
+
+    def __repr__(self) -> str:
+        options = f"exclude_paths={self._exclude!r}, path={self._path!r}"
+        return f"MetricsMiddleware(metrics={self.metrics!r}, {options})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._exclude.matches(scope):
+            await self.app(scope, receive, send)
+            return
+        if self._exposition is not None and route_path(scope) == self._path:
+            await self._exposition(scope, receive, send)
+            return
+        metrics = self.metrics
+        status: object = 500
+        started = False
+        disconnected = False
+        size = 0
+
+        async def send_recording_status(message: Message) -> None:
+            nonlocal status, started, size
+            if message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                status = message["status"]
+                started = True
+            await send(message)
+
+        async def receive_noting_disconnect() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            return message
+
+        metrics.request_started()
+        start = perf_counter()
+        try:
+            await self.app(scope, receive_noting_disconnect, send_recording_status)
+        except asyncio.CancelledError:
+            # Servers cancel the request task when the client goes away.
+            disconnected = True
+            raise
+        finally:
+            duration = perf_counter() - start
+            metrics.request_finished()
+            if disconnected and not started:
+                status = CLIENT_CLOSED_STATUS
+            metrics.observe(
+                scope["method"], route_template_or_unmatched(scope, self._resolver), status, duration, size
+            )
+
+
+__all__ = ["CLIENT_CLOSED_STATUS", "MetricsMiddleware"]
