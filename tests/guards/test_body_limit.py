@@ -12,6 +12,7 @@ import pytest
 from fastapi import Request as FastAPIRequest  # module level: FastAPI resolves string annotations here
 from hypothesis import given
 from hypothesis import strategies as st
+from litestar import Request as LitestarRequest
 
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import ProblemDetailsMiddleware
@@ -198,7 +199,6 @@ def body_reading_app(framework: str) -> ASGIApp:
 
         return api
     from litestar import Litestar, post
-    from litestar import Request as LitestarRequest
 
     @post("/upload")
     async def upload_litestar(request: LitestarRequest[Any, Any, Any]) -> int:
