@@ -131,11 +131,17 @@ class Stack:
         return f"Stack([\n{inner},\n])"
 
     @classmethod
-    def from_settings(cls, settings: KitSettings) -> Stack:
-        """The recommended production stack for ``settings`` (see ``docs/stack.md``)."""
+    def from_settings(cls, settings: KitSettings, **collaborators: Any) -> Stack:
+        """The recommended production stack for ``settings`` (see ``docs/stack.md``).
+
+        Only concerns whose section is enabled are added. Keyword collaborators replace what
+        would be built from the settings: ``logger``, ``metrics``, ``tracer_provider``,
+        ``api_key_store``, ``revocation_store``, ``budget_store``, ``debug``.
+        """
         from asgi_kit._stack_settings import stack_from_settings
 
-        return stack_from_settings(settings)
+        stack: Stack = stack_from_settings(settings, **collaborators)
+        return stack
 
 
 __all__ = ["Middleware", "Stack"]

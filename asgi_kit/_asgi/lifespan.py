@@ -1,0 +1,70 @@
+"""Run resource set-up and tear-down inside the ASGI lifespan of any app.
+
+A layer, not a framework hook, so the same stack opens a database pool under Starlette,
+FastAPI, Litestar or a bare app. Startup hooks run before the app sees
+``lifespan.startup``; shutdown hooks run after the app answered ``lifespan.shutdown``.
+A failing startup hook is reported to the server as ``lifespan.startup.failed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+
+Hook = Callable[[], Awaitable[object]]
+
+
+class LifespanHooksMiddleware:
+    """Await ``on_startup`` hooks at startup and ``on_shutdown`` hooks (reversed) at shutdown.
+
+    Place it outermost, so resources are ready before any other layer's startup.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()
+    ) -> None:
+        for name, hooks in (("on_startup", on_startup), ("on_shutdown", on_shutdown)):
+            if not all(callable(h) for h in hooks):
+                raise TypeError(f"{name} must be a sequence of async callables")
+        self.app = app
+        self._on_startup = tuple(on_startup)
+        self._on_shutdown = tuple(reversed(on_shutdown))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        startup_failed = False
+
+        async def receive_after_startup_hooks() -> Message:
+            nonlocal startup_failed
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self._on_startup:
+                        await hook()
+                except Exception as exc:
+                    startup_failed = True
+                    await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    raise
+            return message
+
+        async def send_after_shutdown_hooks(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self._run_shutdown()
+            await send(message)
+
+        try:
+            await self.app(scope, receive_after_startup_hooks, send_after_shutdown_hooks)
+        except Exception:
+            if startup_failed:
+                return
+            raise
+
+    async def _run_shutdown(self) -> None:
+        for hook in self._on_shutdown:
+            await hook()
+
+
+__all__ = ["LifespanHooksMiddleware"]

@@ -1,0 +1,195 @@
+"""Build the recommended production stack from :class:`~asgi_kit.config.KitSettings`.
+
+The order, outermost first, is justified in ``docs/stack.md``. Only concerns whose section
+has ``enabled = true`` are added; collaborators (logger, metrics, tracer provider, stores)
+can be injected, otherwise they are built from the settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from asgi_kit._asgi.lifespan import Hook, LifespanHooksMiddleware
+from asgi_kit.errors import ProblemDetailsMiddleware
+from asgi_kit.stack import Middleware, Stack
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from asgi_kit.config import KitSettings
+
+
+def stack_from_settings(
+    settings: KitSettings,
+    *,
+    logger: logging.Logger | None = None,
+    metrics: Any = None,
+    tracer_provider: Any = None,
+    api_key_store: Any = None,
+    revocation_store: Any = None,
+    budget_store: Any = None,
+    debug: bool = False,
+) -> Stack:
+    """The recommended stack for ``settings``; see :meth:`asgi_kit.Stack.from_settings`."""
+    from asgi_kit.config import KitSettings
+
+    if not isinstance(settings, KitSettings):
+        raise TypeError("settings must be a KitSettings (see asgi_kit.config.load_settings)")
+    layers: list[Middleware[Any]] = []
+    on_startup: list[Hook] = []
+    on_shutdown: list[Hook] = []
+    pool = None
+    if settings.database.enabled and (
+        (settings.api_keys.enabled and api_key_store is None)
+        or (settings.budget.enabled and budget_store is None)
+        or (settings.jwt.enabled and revocation_store is None)
+    ):
+        from asgi_kit.database import create_postgres_pool, open_postgres_pool
+
+        if settings.database.url is None:
+            raise ValueError("database.url is required when database.enabled is true")
+        options = settings.database.options("url", "migrate_on_start")
+        pool = create_postgres_pool(settings.database.url, **options)
+        db_pool = pool
+
+        async def open_pool() -> None:
+            if settings.database.migrate_on_start:
+                import asyncio
+
+                from asgi_kit.database import run_migrations
+
+                await asyncio.to_thread(run_migrations, settings.database.url)  # type: ignore[arg-type]
+            await open_postgres_pool(db_pool)
+
+        async def close_pool() -> None:
+            await db_pool.close()
+
+        on_startup.append(open_pool)
+        on_shutdown.append(close_pool)
+
+    if settings.logging.enabled:
+        from asgi_kit.logging import RequestIDMiddleware
+
+        layers.append(Middleware(RequestIDMiddleware, header=settings.logging.request_id_header))
+
+    if settings.tracing.enabled:
+        from asgi_kit.tracing import TracingMiddleware, init_tracer
+
+        if tracer_provider is None:
+            tracer_provider = init_tracer(
+                settings.service_name,
+                exporter=settings.tracing.exporter,
+                sample_ratio=settings.tracing.sample_ratio,
+                endpoint=settings.tracing.endpoint,
+            )
+            on_shutdown.append(_async(tracer_provider.shutdown))
+        layers.append(
+            Middleware(
+                TracingMiddleware,
+                tracer_provider=tracer_provider,
+                exclude_paths=settings.tracing.exclude_paths,
+            )
+        )
+
+    if settings.logging.enabled:
+        from asgi_kit.logging import LoggingMiddleware, new_logger
+
+        access_logger = logger or new_logger(settings.service_name, level=settings.logging.level)
+        layers.append(
+            Middleware(
+                LoggingMiddleware,
+                logger=access_logger,
+                exclude_paths=settings.logging.exclude_paths,
+                trusted_proxies=settings.logging.trusted_proxies,
+            )
+        )
+
+    if settings.metrics.enabled:
+        from asgi_kit.metrics import MetricsMiddleware, register_metrics
+
+        if metrics is None:
+            metrics = register_metrics(settings.service_name)
+        layers.append(
+            Middleware(MetricsMiddleware, metrics=metrics, exclude_paths=settings.metrics.exclude_paths)
+        )
+
+    layers.append(Middleware(ProblemDetailsMiddleware, debug=debug))
+
+    if settings.guards.enabled:
+        from asgi_kit.guards import BodyLimitMiddleware, SecurityHeadersMiddleware, TimeoutMiddleware
+
+        if settings.guards.security_headers:
+            layers.append(Middleware(SecurityHeadersMiddleware))
+        if settings.guards.timeout is not None:
+            layers.append(Middleware(TimeoutMiddleware, timeout=settings.guards.timeout))
+        if settings.guards.max_body_size is not None:
+            layers.append(Middleware(BodyLimitMiddleware, max_body_size=settings.guards.max_body_size))
+
+    if settings.jwt.enabled or settings.api_keys.enabled:
+        layers.append(_auth_layer(settings, pool, api_key_store, revocation_store))
+
+    if settings.budget.enabled:
+        from asgi_kit.budget import BudgetMiddleware
+
+        if budget_store is None:
+            if pool is None:
+                raise ValueError("budget.enabled needs database.enabled (or an injected budget_store)")
+            from asgi_kit.database import PostgresUsageStore
+
+            budget_store = PostgresUsageStore(pool)
+        layers.append(
+            Middleware(
+                BudgetMiddleware,
+                store=budget_store,
+                cache_ttl=settings.budget.cache_ttl,
+                fail_open=settings.budget.fail_open,
+                openai_error_format=settings.budget.openai_error_format,
+            )
+        )
+
+    if on_startup or on_shutdown:
+        layers.insert(0, Middleware(LifespanHooksMiddleware, on_startup=on_startup, on_shutdown=on_shutdown))
+    return Stack(layers)
+
+
+def _auth_layer(
+    settings: KitSettings, pool: Any, api_key_store: Any, revocation_store: Any
+) -> Middleware[Any]:
+    from asgi_kit.auth import APIKeyVerifier, AuthMiddleware, JWTConfig, JWTManager
+
+    jwt_manager = None
+    if settings.jwt.enabled:
+        if revocation_store is None and pool is not None:
+            from asgi_kit.database import PostgresTokenRevocationStore
+
+            revocation_store = PostgresTokenRevocationStore(pool)
+        jwt_manager = JWTManager(JWTConfig(**settings.jwt.options()), revocation_store=revocation_store)
+    verifier = None
+    if settings.api_keys.enabled:
+        if api_key_store is None:
+            if pool is None:
+                raise ValueError("api_keys.enabled needs database.enabled (or an injected api_key_store)")
+            from asgi_kit.database import PostgresAPIKeyStore
+
+            api_key_store = PostgresAPIKeyStore(pool)
+        pepper = settings.api_keys.pepper
+        verifier = APIKeyVerifier(
+            api_key_store,
+            prefix=settings.api_keys.prefix,
+            environment=settings.api_keys.environment,
+            peppers={settings.api_keys.pepper_version: pepper.get_secret_value()} if pepper else None,
+        )
+    return Middleware(
+        AuthMiddleware, jwt=jwt_manager, api_keys=verifier, api_key_header=settings.api_keys.header
+    )
+
+
+def _async(function: Any) -> Hook:
+    async def hook() -> None:
+        import asyncio
+
+        await asyncio.to_thread(function)
+
+    return hook
+
+
+__all__ = ["stack_from_settings"]
