@@ -12,7 +12,7 @@ import binascii
 import json
 import math
 import re
-from base64 import urlsafe_b64decode
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from typing import Any, Final
 
 from asgi_kit.auth.errors import MalformedTokenError
@@ -42,9 +42,13 @@ def b64url_decode(segment: str) -> bytes:
     if len(segment) % 4 == 1 or _B64URL.fullmatch(segment) is None:
         raise MalformedTokenError("segment is not base64url")
     try:
-        return urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):  # pragma: no cover - the alphabet check above catches these
+        data = urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
         raise MalformedTokenError("segment is not base64url") from None
+    # Refuse non-canonical encodings (unused trailing bits set): one token, one spelling.
+    if urlsafe_b64encode(data).rstrip(b"=") != segment.encode("ascii"):
+        raise MalformedTokenError("segment is not canonical base64url")
+    return data
 
 
 def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
