@@ -72,11 +72,14 @@ class MetricsMiddleware:
         return f"MetricsMiddleware(metrics={self.metrics!r}, {options})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._exclude.matches(scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if self._exposition is not None and route_path(scope) == self._path:
             await self._exposition(scope, receive, send)
+            return
+        if self._exclude.matches(scope):
+            await self.app(scope, receive, send)
             return
         metrics = self.metrics
         status: object = 500

@@ -186,7 +186,7 @@ async def test_websocket_is_not_recorded() -> None:
 
 async def test_path_option_serves_the_exposition_unrecorded() -> None:
     """With path=, that exact path answers with the metrics and is not itself counted."""
-    layer = MetricsMiddleware(routed_app(), path="/metrics")
+    layer = MetricsMiddleware(routed_app(), path="/metrics", exclude_paths=["/metrics"])
     await call_app(layer, path="/items/1")
     response = await call_app(layer, path="/metrics")
     assert response.status == 200
