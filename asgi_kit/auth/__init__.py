@@ -9,8 +9,8 @@ require("jwt", "jwt")
 require("cryptography", "jwt")
 require("aiohttp", "jwt")
 
-from asgi_kit._asgi.principal import Credentials, Principal, get_principal  # noqa: E402
-from asgi_kit.auth.apikey import (  # noqa: E402
+from asgi_kit._asgi.principal import Credentials, Principal, get_principal
+from asgi_kit.auth.apikey import (
     APIKeyVerifier,
     ParsedAPIKey,
     generate_api_key,
@@ -18,8 +18,8 @@ from asgi_kit.auth.apikey import (  # noqa: E402
     parse_api_key,
     validate_api_key,
 )
-from asgi_kit.auth.cache import VerifiedTokenCache  # noqa: E402
-from asgi_kit.auth.errors import (  # noqa: E402
+from asgi_kit.auth.cache import VerifiedTokenCache
+from asgi_kit.auth.errors import (
     BadSignatureError,
     CredentialStoreUnavailableError,
     ExpiredTokenError,
@@ -36,10 +36,10 @@ from asgi_kit.auth.errors import (  # noqa: E402
     WrongIssuerError,
     WrongTokenTypeError,
 )
-from asgi_kit.auth.jwks import JWKSKeySet  # noqa: E402
-from asgi_kit.auth.jwt import Claims, JWTConfig, JWTManager, TokenPair  # noqa: E402
-from asgi_kit.auth.middleware import AuthMiddleware  # noqa: E402
-from asgi_kit.auth.stores import (  # noqa: E402
+from asgi_kit.auth.jwks import JWKSKeySet
+from asgi_kit.auth.jwt import Claims, JWTConfig, JWTManager, TokenPair
+from asgi_kit.auth.middleware import AuthMiddleware
+from asgi_kit.auth.stores import (
     APIKeyRecord,
     APIKeyStore,
     InMemoryAPIKeyStore,

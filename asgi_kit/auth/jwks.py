@@ -25,7 +25,6 @@ from typing import Any, Final
 
 import aiohttp
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
 
 from asgi_kit.auth._jose import strict_json_object
 from asgi_kit.auth.errors import CredentialStoreUnavailableError, MalformedTokenError
@@ -216,7 +215,7 @@ class JWKSKeySet:
         try:
             jwk = PyJWK(entry, algorithm=algorithm)
             check_key_strength(algorithm, jwk.key, f"JWKS key {kid!r}")
-        except (PyJWKError, ValueError, TypeError):
+        except Exception:  # PyJWK raises several unrelated types (PyJWKError, InvalidKeyError, ...)
             logger.warning("JWKS key %r skipped: unusable for %s", kid[:64], algorithm)
             return None
         return VerificationKey(kid=kid, algorithm=algorithm, impl=algorithm_impl(algorithm), key=jwk.key)

@@ -108,7 +108,9 @@ ATTACKS: dict[str, bytes] = {
     "header-not-json": f"Bearer {b64(b'{')}.{raw_segment(_P)}.{b64(b'x')}".encode(),
     "non-utf8": f"Bearer {raw_segment(_H)}.{b64(bytes([0xC3, 0x28]))}.{b64(b'x')}".encode(),
     "deep-nesting": _token(
-        json.dumps(_H), json.dumps({**_P, "x": 0})[:-1] + ', "deep": ' + "[" * 2500 + "]" * 2500 + "}", raw=True
+        json.dumps(_H),
+        json.dumps({**_P, "x": 0})[:-1] + ', "deep": ' + "[" * 2500 + "]" * 2500 + "}",
+        raw=True,
     ),
     "64KB": b"Bearer " + b"A" * 65536,
     "1MB": b"Bearer " + b"A" * (1 << 20),
