@@ -1,0 +1,1 @@
+"""Framework integrations: exception handlers rendering problem+json."""
