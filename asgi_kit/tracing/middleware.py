@@ -9,6 +9,8 @@ calls carry its ids).
 
 from __future__ import annotations
 
+import re
+import traceback
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 from urllib.parse import unquote_plus
@@ -20,6 +22,7 @@ from opentelemetry.trace import (
     NonRecordingSpan,
     NoOpTracer,
     ProxyTracerProvider,
+    Span,
     SpanContext,
     SpanKind,
     Status,
@@ -65,6 +68,8 @@ _HOST: Final = b"host"
 _USER_AGENT: Final = b"user-agent"
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _ERROR_STATUS: Final = Status(StatusCode.ERROR)
+# user:password@ in any URL inside an exception message (a DSN, say) never reaches a span.
+_URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,31}://)[^\s/?#@:]{1,256}:[^\s/?#@]{1,256}@")
 _ROOT: Final = Context()  # a request without a valid traceparent starts a new trace
 
 
@@ -207,8 +212,7 @@ class TracingMiddleware:
         try:
             await self.app(scope, receive, send_observing_status)
         except Exception as exc:
-            error_type = type(exc).__qualname__
-            span.record_exception(exc)
+            error_type = _record_exception(span, exc)
             raise
         finally:
             otel_context.detach(context_token)
@@ -263,6 +267,27 @@ class TracingMiddleware:
         return attributes
 
 
+def _record_exception(span: Span, exc: Exception) -> str:
+    """Record ``exc`` as a span event with URL credentials scrubbed; returns its ``error.type``."""
+    cls = type(exc)
+    error_type = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    if span.is_recording():
+        stacktrace = "".join(traceback.format_exception(exc))
+        span.record_exception(
+            exc,
+            {
+                "exception.message": scrub_credentials(str(exc)),
+                "exception.stacktrace": scrub_credentials(stacktrace),
+            },
+        )
+    return error_type
+
+
+def scrub_credentials(text: str) -> str:
+    """``text`` with the ``user:password@`` of every URL replaced by ``REDACTED@``."""
+    return _URL_CREDENTIALS.sub(r"\1REDACTED@", text)
+
+
 def _real_tracer(provider: TracerProvider) -> Tracer | None:
     tracer = provider.get_tracer(INSTRUMENTATION_NAME, __version__)
     return None if isinstance(tracer, NoOpTracer) else tracer
@@ -296,4 +321,10 @@ def redact_query(query: bytes, redacted: frozenset[str]) -> str:
     return "&".join(parts)
 
 
-__all__ = ["DEFAULT_REDACTED_QUERY_PARAMS", "KNOWN_METHODS", "TracingMiddleware", "redact_query"]
+__all__ = [
+    "DEFAULT_REDACTED_QUERY_PARAMS",
+    "KNOWN_METHODS",
+    "TracingMiddleware",
+    "redact_query",
+    "scrub_credentials",
+]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Final, Literal
@@ -184,7 +185,10 @@ def _make_exporter(
     if exporter != "otlp":
         if endpoint is not None or headers is not None:
             raise ValueError("endpoint and headers only apply to exporter='otlp'")
-        return ConsoleSpanExporter(service_name=service_name) if exporter == "console" else None
+        if exporter == "console":
+            # sys.stdout as it is now, not as it was when the SDK was imported
+            return ConsoleSpanExporter(service_name=service_name, out=sys.stdout)
+        return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter(
