@@ -48,10 +48,15 @@ def _wait_listening(port: int, deadline: float) -> None:
 
 @contextmanager
 def serve(
-    app: ASGIApp, server: str = "uvicorn", *, lifespan: str = "auto", timeout: float = 10.0
+    app: ASGIApp,
+    server: str = "uvicorn",
+    *,
+    lifespan: str = "auto",
+    timeout: float = 10.0,
+    port: int | None = None,
 ) -> Iterator[Served]:
-    """Run ``app`` under ``server`` until the block ends."""
-    port = free_port()
+    """Run ``app`` under ``server`` until the block ends (on ``port``, or a free one)."""
+    port = port or free_port()
     if server == "uvicorn":
         import uvicorn
 

@@ -1,0 +1,166 @@
+"""The demo gateway: an OpenAI-compatible API router built only from the kit.
+
+``/v1/chat/completions`` (plain and streaming), ``/v1/embeddings`` and ``/v1/models`` behind
+API-key authentication, RBAC and token budgets, calling the upstream through
+:class:`~asgi_kit.httpclient.OpenAIClient` and recording usage; ``/metrics``, ``/livez`` and
+``/readyz`` beside them. With no database it runs on in-memory stores; with one, on
+PostgreSQL, so budgets hold across ``--workers``. The bundled fake upstream is mounted at
+``/upstream`` unless a real upstream URL is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from asgi_kit._asgi.lifespan import Hook, LifespanHooksMiddleware
+from asgi_kit._asgi.types import ASGIApp
+from asgi_kit.auth import APIKeyRecord, APIKeyStore, APIKeyVerifier, AuthMiddleware, InMemoryAPIKeyStore
+from asgi_kit.auth.apikey import hash_api_key, parse_api_key
+from asgi_kit.budget import BudgetMiddleware, BudgetStore, InMemoryBudgetStore
+from asgi_kit.demo.config import DEFAULT_MODELS, DemoConfig
+from asgi_kit.demo.handlers import Gateway
+from asgi_kit.demo.router import Router
+from asgi_kit.errors import ProblemDetailsMiddleware
+from asgi_kit.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
+from asgi_kit.health import health_app
+from asgi_kit.httpclient import OpenAIClient
+from asgi_kit.httpclient.fake_upstream import FakeOpenAI
+from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware, new_logger
+from asgi_kit.metrics import MetricsMiddleware, metrics_app, register_metrics
+from asgi_kit.rbac import Permission, RequirePermission
+from asgi_kit.stack import Stack
+
+SERVICE = "asgi-kit-demo"
+PUBLIC_PATHS = ("/livez", "/readyz", "/metrics", "/upstream/*")
+OPENAI_ROUTES = ("/v1/chat/completions", "/v1/embeddings", "/v1/models")
+
+
+def key_record(api_key: str, org_id: str, role: str = "org_user") -> APIKeyRecord:
+    """The stored form of ``api_key``: its public id and SHA-256 hash, never the secret."""
+    parsed = parse_api_key(api_key)
+    return APIKeyRecord(
+        key_id=parsed.key_id, org_id=org_id, user_id=None, role=role, key_hash=hash_api_key(api_key)
+    )
+
+
+@dataclass
+class Resources:
+    """What a worker opens at startup and closes at shutdown."""
+
+    api_keys: APIKeyStore
+    budgets: BudgetStore
+    readiness: dict[str, Any]
+    on_startup: list[Hook]
+    on_shutdown: list[Hook]
+
+
+def _resources(config: DemoConfig) -> Resources:
+    if config.database_url is None:
+        api_keys = InMemoryAPIKeyStore([key_record(config.api_key, config.org_id)] if config.api_key else [])
+        budgets = InMemoryBudgetStore([(config.org_id, config.budget_tokens)])
+        return Resources(api_keys, budgets, {}, [], [])
+    from asgi_kit.database import (
+        PostgresAPIKeyStore,
+        PostgresUsageStore,
+        check_database_health,
+        create_postgres_pool,
+        open_postgres_pool,
+    )
+
+    pool = create_postgres_pool(config.database_url, min_size=1, max_size=10, timeout=5.0)
+
+    async def open_pool() -> None:
+        await open_postgres_pool(pool)
+
+    async def close_pool() -> None:
+        await pool.close()
+
+    async def database_ready() -> Any:
+        return await check_database_health(pool)
+
+    return Resources(
+        PostgresAPIKeyStore(pool),
+        PostgresUsageStore(pool),
+        {"database": database_ready},
+        [open_pool],
+        [close_pool],
+    )
+
+
+def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -> ASGIApp:
+    """The whole gateway for one worker process."""
+    resources = _resources(config)
+    client = OpenAIClient(config.resolved_upstream, config.upstream_api_key or "demo-upstream", max_retries=2)
+
+    async def open_client() -> None:
+        await client.__aenter__()
+
+    async def close_client() -> None:
+        await client.aclose()
+
+    gateway = Gateway(lambda: client, resources.budgets)
+    use_models = Permission.USE_MODELS
+    health = health_app(resources.readiness, timeout=2.0)
+    metrics = register_metrics(SERVICE)
+    multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    exposition = metrics_app(
+        None if multiprocess_dir else metrics.registry, multiprocess_dir=multiprocess_dir
+    )
+    router = Router(
+        {
+            "/v1/chat/completions": {
+                "POST": RequirePermission(gateway.endpoint(gateway.chat, body=True), use_models)
+            },
+            "/v1/embeddings": {
+                "POST": RequirePermission(gateway.endpoint(gateway.embeddings, body=True), use_models)
+            },
+            "/v1/models": {
+                "GET": RequirePermission(gateway.endpoint(gateway.list_models, body=False), use_models)
+            },
+            "/livez": {"GET": health, "HEAD": health},
+            "/readyz": {"GET": health, "HEAD": health},
+            "/metrics": {"GET": exposition, "HEAD": exposition},
+        },
+        mounts=[("/upstream", FakeOpenAI(models=DEFAULT_MODELS, token_delay=config.token_delay))],
+    )
+    access_log = logger or new_logger(SERVICE, level=config.log_level)
+    stack = (
+        Stack()
+        .use(
+            LifespanHooksMiddleware,
+            on_startup=[*resources.on_startup, open_client],
+            on_shutdown=[close_client, *resources.on_shutdown],
+        )
+        .use(RequestIDMiddleware)
+        .use(
+            LoggingMiddleware,
+            logger=access_log,
+            exclude_paths=["/livez", "/readyz", "/metrics", "/upstream/*"],
+        )
+        .use(
+            MetricsMiddleware, metrics=metrics, exclude_paths=["/metrics", "/livez", "/readyz", "/upstream/*"]
+        )
+        .use(ProblemDetailsMiddleware, reraise=False)
+        .use(SecurityHeadersMiddleware)
+        .use(BodyLimitMiddleware, max_body_size=1 << 20)
+        .use(AuthMiddleware, api_keys=APIKeyVerifier(resources.api_keys), exclude_paths=PUBLIC_PATHS)
+        .use(
+            BudgetMiddleware,
+            store=resources.budgets,
+            cache_ttl=config.budget_cache_ttl,
+            openai_error_format=OPENAI_ROUTES,
+            exclude_paths=PUBLIC_PATHS,
+        )
+    )
+    return stack.wrap(router)
+
+
+def app_from_env() -> ASGIApp:
+    """The uvicorn factory each worker calls (``asgi_kit.demo.gateway:app_from_env``)."""
+    return build_gateway(DemoConfig.from_env())
+
+
+__all__ = ["Resources", "app_from_env", "build_gateway", "key_record"]

@@ -1,0 +1,122 @@
+"""The demo gateway, driven by the official `openai` package over real HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import httpx
+import openai
+import pytest
+
+from asgi_kit.auth.apikey import generate_api_key
+from asgi_kit.demo import DemoConfig, build_gateway
+from asgi_kit.logging import new_logger
+from tests.harness.servers import free_port, serve
+
+pytestmark = pytest.mark.integration
+
+
+def run_gateway(budget: int = 1_000_000, **overrides: object):  # type: ignore[no-untyped-def]
+    port = free_port()
+    key = generate_api_key("sk", environment="demo")
+    stream = io.StringIO()
+    logger = new_logger(f"demo-test-{port}", stream=stream)
+    config = DemoConfig(port=port, api_key=key, budget_tokens=budget, token_delay=0.0, **overrides)  # type: ignore[arg-type]
+    return config, serve(build_gateway(config, logger=logger), port=port, lifespan="on"), stream
+
+
+async def test_openai_package_chat_stream_models_and_bad_key() -> None:
+    """The official client completes a chat (plain and streaming), lists models, gets 401 for a bad key."""
+    config, server, _ = run_gateway()
+    with server as served:
+        client = openai.AsyncOpenAI(base_url=f"{served.url}/v1", api_key=config.api_key, max_retries=0)
+        completion = await client.chat.completions.create(
+            model="fake-gpt-4o-mini", messages=[{"role": "user", "content": "hello kit"}]
+        )
+        assert "hello kit" in (completion.choices[0].message.content or "")
+        assert completion.usage is not None and completion.usage.total_tokens > 0
+
+        pieces = []
+        stream = await client.chat.completions.create(
+            model="fake-gpt-4o-mini",
+            messages=[{"role": "user", "content": "stream me please"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usage = None
+        async for chunk in stream:
+            if chunk.choices:
+                pieces.append(chunk.choices[0].delta.content or "")
+            if chunk.usage is not None:
+                usage = chunk.usage
+        assert "stream me please" in "".join(pieces)
+        assert usage is not None and usage.completion_tokens > 0
+
+        models = await client.models.list()
+        assert "fake-gpt-4o-mini" in [m.id for m in models.data]
+
+        embeddings = await client.embeddings.create(model="fake-embedding", input=["a b", "c"])
+        assert len(embeddings.data) == 2
+
+        bad = openai.AsyncOpenAI(base_url=f"{served.url}/v1", api_key="sk-not-a-real-key", max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as info:
+            await bad.models.list()
+        assert info.value.status_code == 401
+        await client.close()
+        await bad.close()
+
+
+async def test_budget_exhaustion_is_insufficient_quota_without_retry() -> None:
+    """Once the organization's budget is spent the client gets insufficient_quota, and does not retry."""
+    config, server, log = run_gateway(budget=12)
+    with server as served:
+        client = openai.AsyncOpenAI(base_url=f"{served.url}/v1", api_key=config.api_key, max_retries=3)
+        spent = 0
+        with pytest.raises(openai.RateLimitError) as info:
+            for _ in range(20):
+                completion = await client.chat.completions.create(
+                    model="fake-gpt-4o-mini", messages=[{"role": "user", "content": "one two three"}]
+                )
+                assert completion.usage is not None
+                spent += completion.usage.total_tokens
+        assert spent >= 12
+        assert info.value.code == "insufficient_quota"
+        assert info.value.response.headers["x-should-retry"] == "false"
+        await client.close()
+        records = [json.loads(line) for line in log.getvalue().splitlines() if line.startswith("{")]
+        rejected = [r for r in records if r.get("status") == 429]
+        assert len(rejected) == 1, "the client retried a non-retryable 429"
+
+
+async def test_health_metrics_and_problem_shape() -> None:
+    """Liveness, readiness and metrics are public; unknown paths and bad bodies get problems."""
+    config, server, _ = run_gateway()
+    with server as served:
+        async with httpx.AsyncClient(base_url=served.url) as http:
+            assert (await http.get("/livez")).status_code == 200
+            assert (await http.get("/readyz")).json()["status"] == "pass"
+            auth = {"Authorization": f"Bearer {config.api_key}"}
+            bad = await http.post("/v1/chat/completions", headers=auth, content=b"{not json")
+            assert bad.status_code == 400
+            assert bad.headers["content-type"] == "application/problem+json"
+            missing = await http.post(
+                "/v1/chat/completions", headers=auth, json={"model": "fake-gpt-4o-mini"}
+            )
+            assert missing.status_code == 400 and missing.json()["param"] == "messages"
+            wrong_method = await http.get("/v1/chat/completions", headers=auth)
+            assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["allow"]
+            unknown = await http.get("/v1/nothing", headers=auth)
+            assert (
+                unknown.status_code == 404 and unknown.json()["request_id"] == unknown.headers["x-request-id"]
+            )
+            upstream_error = await http.post(
+                "/v1/chat/completions",
+                headers=auth,
+                json={"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]},
+            )
+            assert upstream_error.status_code == 404
+            assert "no-such-model" not in upstream_error.text
+            metrics = (await http.get("/metrics")).text
+            assert 'route="/v1/chat/completions"' in metrics
+            assert "/upstream" not in metrics
