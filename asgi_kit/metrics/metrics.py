@@ -16,12 +16,15 @@ limit of 2000, as the OpenTelemetry metrics SDK's cardinality limit).
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import values as _values
+
+from asgi_kit.metrics.collector import HTTPCollector, LocalSeries
 
 #: OpenTelemetry's advisory bucket boundaries for ``http.server.request.duration`` (seconds).
 DEFAULT_DURATION_BUCKETS: Final[tuple[float, ...]] = (
@@ -51,8 +54,6 @@ OVERFLOW_ROUTE: Final = "<overflow>"
 DEFAULT_MAX_LABEL_SETS: Final = 2000
 LABEL_NAMES: Final = ("method", "route", "status")
 
-_Series = tuple[Any, Any, Any]  # (requests_total child, duration child, response size child)
-
 
 def method_label(method: object, known: frozenset[str] = KNOWN_METHODS) -> str:
     """The ``method`` label value: the method itself when known, otherwise :data:`OTHER_METHOD`."""
@@ -66,34 +67,56 @@ def status_label(status: object) -> str:
     return OTHER_STATUS
 
 
+class _ClientSeries:
+    """One label set recorded through prometheus-client's metric objects (multiprocess mode)."""
+
+    __slots__ = ("_duration", "_requests", "_size")
+
+    def __init__(self, requests: Any, duration: Any, size: Any) -> None:
+        self._requests = requests
+        self._duration = duration
+        self._size = size
+
+    def record(self, duration: float, size: int) -> None:
+        self._requests.inc()
+        self._duration.observe(duration)
+        self._size.inc(size)
+
+
 class HTTPMetrics:
     """The HTTP server metrics of one service, registered on one registry.
 
-    Attributes:
-        registry: the registry the metrics were registered on (serve it with ``metrics_app``).
-        requests_total: ``http_requests_total{method,route,status}`` counter.
-        request_duration: ``http_request_duration_seconds{method,route,status}`` histogram.
-        response_size: ``http_response_size_bytes_total{method,route,status}`` counter of body bytes.
-        requests_in_flight: ``http_requests_in_flight`` gauge.
-        multiprocess: whether prometheus-client writes values to ``PROMETHEUS_MULTIPROC_DIR``.
+    Exposes ``http_requests_total``, ``http_request_duration_seconds`` (histogram),
+    ``http_response_size_bytes_total`` (counter of body bytes), each labelled ``method``,
+    ``route``, ``status`` (and the constant service label), and the ``http_requests_in_flight``
+    gauge. Read them through :attr:`registry` (``metrics_app``, ``get_sample_value``).
+
+    In one process the numbers live in a :class:`~asgi_kit.metrics.collector.HTTPCollector`
+    (one lock per request); with ``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client was
+    imported, they go through prometheus-client's own metric objects into its mmap files.
 
     Build it with :func:`register_metrics`; :class:`~asgi_kit.metrics.MetricsMiddleware` calls
-    :meth:`request_started` and :meth:`observe` for every request.
+    :meth:`request_started`, :meth:`request_finished` and :meth:`observe` for every request.
+
+    Attributes:
+        service_name: the service the metrics describe.
+        registry: the registry the metrics were registered on.
+        multiprocess: whether values are written to the multiprocess directory.
     """
 
     __slots__ = (
+        "_bounds",
+        "_by_labels",
+        "_cache",
         "_const",
         "_in_flight",
         "_in_flight_gauge",
+        "_lock",
         "_max_label_sets",
         "_methods",
-        "_series",
+        "_metric_objects",
         "multiprocess",
         "registry",
-        "request_duration",
-        "requests_in_flight",
-        "requests_total",
-        "response_size",
         "service_name",
     )
 
@@ -113,96 +136,124 @@ class HTTPMetrics:
         # prometheus-client picks its value class once, at import, from PROMETHEUS_MULTIPROC_DIR;
         # ask it rather than reading the environment a second time.
         self.multiprocess: bool = _values.ValueClass is not _values.MutexValue
-        # prometheus-client has no constant labels: the service is one more label whose value
-        # never changes, baked into the cached children so it costs nothing per request.
+        # The service is one more label whose value never changes (prometheus-client has no
+        # constant labels), baked into each cached series so it costs nothing per request.
         self._const: tuple[str, ...] = (service_name,) if service_label else ()
         const_names = (service_label,) if service_label else ()
+        bounds = tuple(float(b) for b in buckets)
+        self._bounds = bounds if bounds[-1] == math.inf else (*bounds, math.inf)
+        self._methods = KNOWN_METHODS | frozenset(extra_methods)
+        self._max_label_sets = max_label_sets
+        self._lock = threading.Lock()
+        # (method, route, raw status) -> series; several keys may share a series (statuses
+        # that collapse to _OTHER), so series are owned by their label values.
+        self._cache: dict[tuple[str, str, object], LocalSeries | _ClientSeries] = {}
+        self._by_labels: dict[tuple[str, ...], Any] = {}
+        # deque append/pop are atomic: the in-flight count needs no lock of its own.
+        self._in_flight: deque[None] = deque()
+        self._in_flight_gauge: Any = None
+        self._metric_objects: tuple[Any, Any, Any] | None = None
+        prefix = f"{namespace}_" if namespace else ""
         names = (*LABEL_NAMES, *const_names)
+        if self.multiprocess:
+            self._register_client_metrics(registry, namespace, names, const_names)
+        else:
+            registry.register(
+                HTTPCollector(
+                    prefix=prefix,
+                    label_names=names,
+                    const_names=const_names,
+                    const_values=self._const,
+                    bounds=self._bounds,
+                    series=self._by_labels,
+                    in_flight=self._in_flight,
+                    lock=self._lock,
+                )
+            )
+
+    def _register_client_metrics(
+        self,
+        registry: CollectorRegistry,
+        namespace: str,
+        names: tuple[str, ...],
+        const_names: tuple[str, ...],
+    ) -> None:
         common: dict[str, Any] = {"namespace": namespace, "registry": registry}
-        self.requests_total = Counter("http_requests_total", "HTTP requests served.", names, **common)
-        self.request_duration = Histogram(
-            "http_request_duration_seconds",
-            "Time to serve an HTTP request, in seconds.",
-            names,
-            buckets=tuple(buckets),
-            **common,
+        self._metric_objects = (
+            Counter("http_requests_total", "HTTP requests served.", names, **common),
+            Histogram(
+                "http_request_duration_seconds",
+                "Time to serve an HTTP request, in seconds.",
+                names,
+                buckets=self._bounds,
+                **common,
+            ),
+            Counter("http_response_size_bytes", "HTTP response body bytes sent.", names, **common),
         )
-        self.response_size = Counter(
-            "http_response_size_bytes", "HTTP response body bytes sent.", names, **common
-        )
-        self.requests_in_flight = Gauge(
+        gauge = Gauge(
             "http_requests_in_flight",
             "HTTP requests being served.",
             const_names,
             multiprocess_mode="livesum",
             **common,
         )
-        self._in_flight_gauge = (
-            self.requests_in_flight.labels(*self._const) if self._const else self.requests_in_flight
-        )
-        # In one process the gauge reads the length of a deque: append/pop are atomic, so the
-        # hot path skips prometheus-client's lock twice per request. Multiprocess values live
-        # in mmap files, where only inc/dec are seen by the collector.
-        self._in_flight: deque[None] = deque()
-        if not self.multiprocess:
-            self._in_flight_gauge.set_function(self._in_flight.__len__)
-        self._methods = KNOWN_METHODS | frozenset(extra_methods)
-        self._max_label_sets = max_label_sets
-        self._series: dict[tuple[str, str, object], _Series] = {}
+        self._in_flight_gauge = gauge.labels(*self._const) if self._const else gauge
 
     def __repr__(self) -> str:
         return (
-            f"HTTPMetrics(service_name={self.service_name!r}, series={len(self._series)}, "
+            f"HTTPMetrics(service_name={self.service_name!r}, series={len(self._by_labels)}, "
             f"multiprocess={self.multiprocess})"
         )
 
     def request_started(self) -> None:
         """Count one more request in flight; pair every call with :meth:`request_finished`."""
-        if self.multiprocess:
-            self._in_flight_gauge.inc()
-        else:
+        if self._in_flight_gauge is None:
             self._in_flight.append(None)
+        else:
+            self._in_flight_gauge.inc()
 
     def request_finished(self) -> None:
         """Count one request fewer in flight."""
-        if self.multiprocess:
-            self._in_flight_gauge.dec()
-        else:
+        if self._in_flight_gauge is None:
             self._in_flight.pop()
+        else:
+            self._in_flight_gauge.dec()
 
     def observe(self, method: str, route: str, status: object, duration: float, size: int) -> None:
         """Record one finished request: count it, its duration in seconds and its body bytes."""
         if method not in self._methods:
             method = OTHER_METHOD
-        series = self._series.get((method, route, status))
+        series = self._cache.get((method, route, status))
         if series is None:
             series = self._new_series(method, route, status)
-        series[0].inc()
-        series[1].observe(duration)
-        series[2].inc(size)
+        series.record(duration, size)
 
-    def _new_series(self, method: str, route: str, status: object) -> _Series:
-        key = (method, route, status)
-        if len(self._series) >= self._max_label_sets:
-            # Cardinality guard: a route we have never seen, past the limit, joins one overflow series.
-            key = (method, OVERFLOW_ROUTE, status)
-            series = self._series.get(key)
-            if series is not None:
-                return series
-        labels = (key[0], key[1], status_label(status), *self._const)
-        series = (
-            self.requests_total.labels(*labels),
-            self.request_duration.labels(*labels),
-            self.response_size.labels(*labels),
-        )
-        # The overflow key itself may exceed the limit by at most methods x statuses entries.
-        self._series[key] = series
+    def _new_series(self, method: str, route: str, status: object) -> LocalSeries | _ClientSeries:
+        labels = (method, route, status_label(status), *self._const)
+        with self._lock:
+            series = self._by_labels.get(labels)
+            if series is None and len(self._by_labels) >= self._max_label_sets:
+                # Cardinality guard: a label set never seen, past the limit, joins the overflow route.
+                labels = (method, OVERFLOW_ROUTE, labels[2], *self._const)
+                series = self._by_labels.get(labels)
+            if series is None:
+                series = self._build_series(labels)
+                self._by_labels[labels] = series
+            if len(self._cache) < 4 * self._max_label_sets:
+                # Raw keys are bounded by the app's statuses; the cap only guards odd apps.
+                self._cache[(method, route, status)] = series
         return series
+
+    def _build_series(self, labels: tuple[str, ...]) -> LocalSeries | _ClientSeries:
+        if self._metric_objects is None:
+            return LocalSeries(labels, self._bounds, self._lock)
+        requests, duration, size = self._metric_objects
+        return _ClientSeries(requests.labels(*labels), duration.labels(*labels), size.labels(*labels))
 
     @property
     def series_count(self) -> int:
-        """How many ``(method, route, status)`` label sets have been recorded."""
-        return len(self._series)
+        """How many distinct label sets have been recorded."""
+        return len(self._by_labels)
 
 
 def register_metrics(

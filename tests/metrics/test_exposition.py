@@ -198,3 +198,33 @@ def test_env_var_is_read_at_construction(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     app = metrics_app()
     assert str(tmp_path) in repr(app)
+
+
+async def test_multiprocess_mode_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With prometheus-client's multiprocess values, every metric lands in the directory's files."""
+    from prometheus_client import values
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())
+    metrics = register_metrics("svc-mp", namespace="mp")
+    assert metrics.multiprocess
+    metrics.request_started()
+    metrics.observe("GET", "/a", 200, 0.02, 3)
+    metrics.observe("GET", "/a", 200, 0.5, 4)
+    metrics.observe("GET", "/a", 700, 0.5, 4)
+    metrics.observe("GET", "/a", 800, 0.5, 4)  # collapses into the same _OTHER series
+    assert metrics.series_count == 2
+    response = await call_app(metrics_app(multiprocess_dir=tmp_path, gzip=False))
+    samples = {
+        (s.name, s.labels.get("status"), s.labels.get("le")): s.value
+        for f in text_string_to_metric_families(response.body.decode())
+        for s in f.samples
+    }
+    assert samples[("mp_http_requests_total", "200", None)] == 2.0
+    assert samples[("mp_http_requests_total", "_OTHER", None)] == 2.0
+    assert samples[("mp_http_request_duration_seconds_bucket", "200", "0.025")] == 1.0
+    assert samples[("mp_http_response_size_bytes_total", "200", None)] == 7.0
+    assert samples[("mp_http_requests_in_flight", None, None)] == 1.0
+    metrics.request_finished()
+    response = await call_app(metrics_app(multiprocess_dir=tmp_path, gzip=False))
+    assert b'mp_http_requests_in_flight{service="svc-mp"} 0.0' in response.body

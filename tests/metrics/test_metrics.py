@@ -209,3 +209,48 @@ def test_series_are_bounded_by_methods_and_statuses(requests: list[tuple[str, in
         assert s.labels["status"] == OTHER_STATUS or 100 <= int(s.labels["status"]) <= 599
     total = sum(s.value for s in families["http_requests"].samples if s.name == "http_requests_total")
     assert total == len(requests)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["GET", "POST", "BREW"]),
+            st.sampled_from([200, 404, 500, 700]),
+            st.one_of(st.sampled_from(DEFAULT_DURATION_BUCKETS), st.floats(min_value=0, max_value=20)),
+            st.integers(min_value=0, max_value=10_000),
+        ),
+        max_size=30,
+    )
+)
+def test_exposed_samples_match_prometheus_client_metrics(requests: list[tuple[str, int, float, int]]) -> None:
+    """The single-process collector exposes exactly what prometheus-client's own metrics would."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    metrics = register_metrics("svc")
+    reference = CollectorRegistry()
+    names = ("method", "route", "status", "service")
+    total = Counter("http_requests_total", "x", names, registry=reference)
+    duration = Histogram(
+        "http_request_duration_seconds", "x", names, buckets=DEFAULT_DURATION_BUCKETS, registry=reference
+    )
+    size = Counter("http_response_size_bytes", "x", names, registry=reference)
+    Gauge("http_requests_in_flight", "x", ["service"], registry=reference).labels("svc").set(0)
+    for method, status, seconds, nbytes in requests:
+        metrics.observe(method, "/r", status, seconds, nbytes)
+        labels = (method_label(method), "/r", status_label(status), "svc")
+        total.labels(*labels).inc()
+        duration.labels(*labels).observe(seconds)
+        size.labels(*labels).inc(nbytes)
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in registry.collect()
+            for s in f.samples
+            if not s.name.endswith("_created")
+        }
+
+    ours, theirs = samples(metrics.registry), samples(reference)
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value), key
