@@ -91,7 +91,7 @@ async def test_litestar_define_middleware_misses_unmatched_requests() -> None:
     """Litestar's middleware= runs per route: a 404 never passes through it (why the docs say wrap)."""
     from litestar.middleware import DefineMiddleware
 
-    app = build_app("litestar", middleware=[DefineMiddleware(SecurityHeadersMiddleware)])
+    app = build_app("litestar", middleware=[DefineMiddleware(SecurityHeadersMiddleware)])  # type: ignore[arg-type]
     assert (await fetch(app, "/ok")).headers.get("x-content-type-options") == "nosniff"
     missing = await fetch(app, "/missing")
     assert missing.status_code == 404
@@ -102,7 +102,7 @@ async def test_timeout_via_litestar_define_middleware() -> None:
     """Kit layers accept app= as a keyword, as Litestar's DefineMiddleware passes it."""
     from litestar.middleware import DefineMiddleware
 
-    app = build_app("litestar", middleware=[DefineMiddleware(TimeoutMiddleware, timeout=5)])
+    app = build_app("litestar", middleware=[DefineMiddleware(TimeoutMiddleware, timeout=5)])  # type: ignore[arg-type]
     assert (await fetch(app, "/ok")).status_code == 200
 
 
