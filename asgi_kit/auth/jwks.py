@@ -181,10 +181,14 @@ class JWKSKeySet:
         async with self._session.get(self.url, timeout=self._timeout, allow_redirects=False) as response:
             if response.status != 200:
                 raise ValueError(f"JWKS answered {response.status}")
-            body = await response.content.read(MAX_JWKS_BYTES + 1)
-            if len(body) > MAX_JWKS_BYTES:
-                raise ValueError("JWKS document too large")
-            return body
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > MAX_JWKS_BYTES:  # bounded: a hostile or broken server cannot exhaust memory
+                    raise ValueError("JWKS document too large")
+                chunks.append(chunk)
+            return b"".join(chunks)
 
     def _parse(self, body: bytes) -> dict[str, VerificationKey]:
         try:

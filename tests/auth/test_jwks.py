@@ -20,7 +20,18 @@ from asgi_kit.auth import (
     JWTManager,
     UnknownKeyError,
 )
-from tests.auth.helpers import AUDIENCE, ISSUER, Clock, b64, ec_key, ed_key, pem_private, rsa_key, whoami_app
+from tests.auth.helpers import (
+    AUDIENCE,
+    ISSUER,
+    Clock,
+    b64,
+    ec_key,
+    ed_key,
+    pem_private,
+    raw_segment,
+    rsa_key,
+    whoami_app,
+)
 from tests.harness.asgi import call_app, make_scope
 
 
@@ -35,6 +46,7 @@ class JWKSServer:
     hang: asyncio.Event | None = None
     hits: int = 0
     other_hits: int = 0
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @pytest.fixture
@@ -43,6 +55,7 @@ async def jwks_server() -> AsyncIterator[JWKSServer]:
 
     async def jwks(request: web.Request) -> web.StreamResponse:
         state.hits += 1
+        state.reached.set()
         if state.hang is not None:
             await state.hang.wait()
         if state.raw is not None:
@@ -114,8 +127,11 @@ async def test_thousand_unknown_kids_cause_at_most_one_fetch(jwks_server: JWKSSe
     assert await manager.jwks.refresh()  # type: ignore[union-attr]
     assert jwks_server.hits == 1
     mono.advance(31)  # past the cooldown: one more fetch is allowed, and only one
-    forged = [signer(f"unknown-{i}", rsa_key()).encode({"sub": "u", "role": "r"}) for i in range(3)]
-    tokens = [forged[i % 3].replace(".", ".", 1) for i in range(1000)]
+    _, payload, signature = signer("k1").generate_token_pair("u", "o", "r").access_token.split(".")
+    tokens = [
+        f"{raw_segment({'alg': 'RS256', 'typ': 'at+jwt', 'kid': f'unknown-{i}'})}.{payload}.{signature}"
+        for i in range(1000)
+    ]
     started = time.perf_counter()
     results = await asyncio.gather(*(manager.validate_jwt(t) for t in tokens), return_exceptions=True)
     assert time.perf_counter() - started < 10
@@ -190,12 +206,12 @@ async def test_hanging_jwks_does_not_slow_unrelated_requests(jwks_server: JWKSSe
     token = signer("k1").generate_token_pair("u", "o", "r").access_token
     assert await manager.validate_jwt(token)
     jwks_server.hang = asyncio.Event()
+    jwks_server.reached.clear()
     mono.advance(31)
     unknown = signer("nope", rsa_key()).generate_token_pair("u", "o", "r").access_token
     app = AuthMiddleware(whoami_app, jwt=manager, exclude_paths=["/health"], token_cache_size=0)
     stuck = asyncio.ensure_future(call_app(app, make_scope(headers=[("authorization", f"Bearer {unknown}")])))
-    while jwks_server.hits < 2:  # the fetch has reached the server and hangs there
-        await asyncio.sleep(0.005)
+    await asyncio.wait_for(jwks_server.reached.wait(), 5)  # the fetch has reached the server and hangs there
     for scope in (make_scope(headers=[("authorization", f"Bearer {token}")]), make_scope("/health")):
         started = time.perf_counter()
         response = await call_app(app, scope)
@@ -229,8 +245,6 @@ async def test_embedded_key_urls_are_never_fetched(jwks_server: JWKSServer) -> N
     jwks_server.keys = [rsa_jwk("k1")]
     manager = verifier(jwks_server, Clock(0))
     base = signer("k1")
-    from tests.auth.helpers import raw_segment
-
     token = base.generate_token_pair("u", "o", "r").access_token
     _, payload, signature = token.split(".")
     for header in ("jku", "x5u"):
@@ -294,3 +308,16 @@ async def test_hmac_manager_with_jwks_accepts_both(jwks_server: JWKSServer) -> N
     assert (await manager.validate_jwt(own)).sub == "a"
     assert (await manager.validate_jwt(foreign)).sub == "b"
     await manager.aclose()
+
+
+async def test_oversized_jwks_document_is_refused(jwks_server: JWKSServer) -> None:
+    """A JWKS document over the size cap is refused and the previous keys are kept."""
+    jwks_server.keys = [rsa_jwk("k1")]
+    mono = Clock(0)
+    jwks = JWKSKeySet(f"{jwks_server.url}/jwks.json", clock=mono)
+    assert await jwks.refresh()
+    jwks_server.raw = b'{"keys": [], "pad": "' + b"x" * (600 * 1024) + b'"}'
+    mono.advance(31)
+    assert not await jwks.refresh()
+    assert jwks.cached("k1") is not None
+    await jwks.aclose()
