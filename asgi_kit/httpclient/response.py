@@ -168,7 +168,10 @@ class StreamResponse:
         # A fully read body leaves a reusable connection; an abandoned one must be closed,
         # or the pool would hand out a connection with half a response still on it.
         if self._raw is not None:
-            if self._consumed:
+            # at_eof: the body ended on the wire even if the reader stopped early (after
+            # ``data: [DONE]`` the chunked terminator is usually already in), so the
+            # connection can go back to the pool instead of costing a new handshake.
+            if self._consumed or self._raw.content.at_eof():
                 self._raw.release()
             else:
                 self._raw.close()
