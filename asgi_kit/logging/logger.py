@@ -1,0 +1,262 @@
+"""JSON-lines logging that knows which request it is in.
+
+:func:`new_logger` returns a logger with its own handler writing one JSON object per line
+(python-json-logger). Every record it formats, whoever emitted it (the kit, the app, a library
+propagating to it), carries ``request_id``, ``trace_id`` and ``span_id`` when emitted inside a
+request, read from the contextvars of :mod:`asgi_kit._asgi.context`. Passwords in URLs
+(``postgresql://u:PASSWORD@h/db``) are masked in messages and tracebacks.
+
+Nothing here touches the logging configuration on import: only calling :func:`new_logger`
+installs a handler, on the logger it names.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+from typing import IO, Any, Final
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonEncoder, JsonFormatter
+
+from asgi_kit._asgi.context import request_id_var, trace_ids_var
+from asgi_kit.logging.redaction import redact_url_credentials
+
+#: The fields every line starts with, in this order.
+CORE_FIELDS: Final = ("timestamp", "level", "service", "logger", "message")
+
+# LogRecord's own attributes never become JSON fields; everything passed with ``extra=`` does,
+# except names of the core fields, which an ``extra=`` can never overwrite.
+_SKIP: Final = frozenset(RESERVED_ATTRS) | {"asctime", "taskName", *CORE_FIELDS}
+
+#: A record attribute ``(fields, length of the record's __dict__)`` by which LoggingMiddleware
+#: hands its fields over without the formatter scanning every attribute of the record.
+FIELDS_MARK: Final = "_asgi_kit_fields"
+
+# Marks the handler new_logger installed, so a second call reconfigures it instead of adding one.
+_HANDLER_MARK: Final = "_asgi_kit_json_handler"
+
+
+class RequestContextFilter(logging.Filter):
+    """Copy the current ``request_id``, ``trace_id`` and ``span_id`` onto each record.
+
+    For handlers that do not use :class:`JsonLogFormatter` (which does this itself). Attach it to
+    a *handler*, not a logger: handler filters also see records propagated from other loggers.
+    Values already on the record (passed with ``extra=``) are kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        add_request_context(record.__dict__)
+        return True
+
+
+def add_request_context(fields: dict[str, Any]) -> None:
+    """Add the current request and trace ids to ``fields`` unless already there."""
+    if "request_id" not in fields:
+        request_id = request_id_var.get()
+        if request_id is not None:
+            fields["request_id"] = request_id
+    if "trace_id" not in fields:
+        trace = trace_ids_var.get()
+        if trace is not None:
+            fields["trace_id"] = trace.trace_id
+            fields["span_id"] = trace.span_id
+
+
+class JsonLogFormatter(JsonFormatter):
+    """One JSON object per record: ``timestamp`` (RFC 3339, UTC), ``level``, ``service``,
+    ``logger``, ``message``, the static fields, the request context, then the ``extra=`` fields
+    and ``exc_info``/``stack_info``.
+
+    A python-json-logger ``JsonFormatter`` whose ``format`` is rewritten for the hot path (the
+    access log formats one record per request): no format-string parsing, a timestamp string
+    cached per second, one pre-built encoder. ``ensure_ascii`` is on, so U+2028 and friends are
+    escaped and a line can never be split, whatever a field holds.
+
+    Args:
+        service: the ``service`` field of every line.
+        static_fields: more fields added to every line (``environment``, ``version`` ...).
+    """
+
+    def __init__(self, service: str = "", static_fields: Mapping[str, Any] | None = None) -> None:
+        super().__init__(static_fields=dict(static_fields or {}), json_ensure_ascii=True)
+        self.service = service
+        self._encoder = JsonEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        # json's C encoder, built once: JSONEncoder.encode rebuilds it on every call, which is most
+        # of the cost of a small record. No circular-reference markers (a cycle raises instead and
+        # takes the slow path below); NaN and infinities refused, since they are not JSON.
+        self._fast_encode = _make_c_encoder(self._encoder.default)
+        self._second = (-1, "")
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        data: dict[str, Any] = {
+            "timestamp": self._timestamp(record.created),
+            "level": record.levelname,
+            "service": self.service,
+            "logger": record.name,
+            "message": redact_url_credentials(message) if "://" in message else message,
+        }
+        if self.static_fields:
+            data.update(self.static_fields)
+        attributes = record.__dict__
+        handed = attributes.get(FIELDS_MARK)
+        if handed is not None and handed[1] == len(attributes):
+            # The access log resolved the request context itself (it outlives the contextvars).
+            data.update(handed[0])
+        else:
+            for key, value in attributes.items():
+                if key not in _SKIP and key[:1] != "_":
+                    data[key] = value
+            add_request_context(data)
+        if record.exc_info:
+            # Formatted here rather than cached on record.exc_text: that cache is shared with
+            # other handlers, which must not see our redaction (nor we theirs).
+            data["exc_info"] = redact_url_credentials(
+                logging.Formatter.formatException(self, record.exc_info)
+            )
+        elif record.exc_text:
+            data["exc_info"] = redact_url_credentials(record.exc_text)
+        if record.stack_info:
+            data["stack_info"] = logging.Formatter.formatStack(self, record.stack_info)
+        return self._encode(data)
+
+    def _encode(self, data: dict[str, Any]) -> str:
+        if self._fast_encode is not None:
+            try:
+                return "".join(self._fast_encode(data, 0))
+            except (ValueError, TypeError, RecursionError):
+                pass
+        try:
+            return self._encoder.encode(data)
+        except (ValueError, TypeError, RecursionError):
+            # A cycle or a NaN somewhere in an extra: keep the line, lose that value's structure.
+            return self._encoder.encode({key: _json_scalar(value) for key, value in data.items()})
+
+    def _timestamp(self, created: float) -> str:
+        seconds = int(created)
+        cached_second, prefix = self._second
+        if seconds != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+            # One tuple assignment, so a thread switch never pairs a second with another's prefix.
+            self._second = (seconds, prefix)
+        return f"{prefix}.{int((created - seconds) * 1000):03d}Z"
+
+
+class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A ``StreamHandler`` that writes each formatted record and flushes under one lock.
+
+    ``StreamHandler.emit`` takes the handler lock a second time to flush; ``Handler.handle``
+    already holds it, and the access log pays for every lock once per request.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = self.stream
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def _make_c_encoder(default: Callable[[Any], Any]) -> Callable[[Any, int], Any] | None:
+    if c_make_encoder is None:  # CPython without the _json accelerator
+        return None
+    encoder: Callable[[Any, int], Any] = c_make_encoder(
+        None, default, encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    return encoder
+
+
+def _json_scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
+        return value
+    return str(value)
+
+
+def new_logger(
+    service: str,
+    level: int | str = "INFO",
+    *,
+    stream: IO[str] | None = None,
+    logger_name: str | None = None,
+    **static_fields: Any,
+) -> logging.Logger:
+    """A logger writing JSON lines for ``service``.
+
+    The logger (named ``service`` unless ``logger_name`` says otherwise) gets one handler of its
+    own writing to ``stream`` (``sys.stderr`` by default) and ``propagate=False``, so its lines are
+    not printed twice by the root logger. Calling it again with the same name reconfigures that
+    handler rather than adding a second one.
+
+    Pass ``logger_name=""`` to configure the root logger instead: then the records of every
+    library (and the kit's own ``asgi_kit.*`` loggers) come out as JSON lines with the request
+    context too.
+
+    Args:
+        service: the ``service`` field of every line; must be non-empty.
+        level: the logger's level, a name (``"INFO"``) or a number.
+        stream: a text stream with ``write``; ``sys.stderr`` when ``None``.
+        logger_name: the logger to configure; ``service`` when ``None``, the root logger for ``""``.
+        **static_fields: fields added to every line (``environment="prod"``, ``version="1.2"``).
+
+    Raises:
+        ValueError: an empty ``service``, an unknown ``level``, or a static field that would
+            overwrite a core field.
+    """
+    if not isinstance(service, str) or not service:
+        raise ValueError("service must be a non-empty string")
+    numeric_level = resolve_level(level)
+    clashing = sorted(set(static_fields) & {*CORE_FIELDS, "request_id", "trace_id", "span_id"})
+    if clashing:
+        raise ValueError(f"static_fields must not redefine core fields: {', '.join(clashing)}")
+    if stream is not None and not callable(getattr(stream, "write", None)):
+        raise TypeError("stream must be a text stream with a write() method")
+
+    # getLogger("") is the root logger.
+    logger = logging.getLogger(service if logger_name is None else logger_name)
+    logger.setLevel(numeric_level)
+    handler = next((h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)), None)
+    if not isinstance(handler, logging.StreamHandler):
+        handler = JsonLinesHandler(stream if stream is not None else sys.stderr)
+        setattr(handler, _HANDLER_MARK, True)
+        logger.addHandler(handler)
+    elif stream is not None:
+        handler.setStream(stream)
+    handler.setFormatter(JsonLogFormatter(service, static_fields))
+    if not isinstance(logger, logging.RootLogger):
+        logger.propagate = False
+    return logger
+
+
+def resolve_level(level: int | str) -> int:
+    """A logging level as a number, from a number or a name (``"info"`` too)."""
+    if isinstance(level, bool):
+        raise TypeError("level must be a level name or number")
+    if isinstance(level, int):
+        return level
+    if isinstance(level, str):
+        number = logging.getLevelNamesMapping().get(level.upper())
+        if number is not None:
+            return number
+        raise ValueError(f"level {level!r} is not a logging level name")
+    raise TypeError("level must be a level name or number")
+
+
+__all__ = [
+    "CORE_FIELDS",
+    "FIELDS_MARK",
+    "JsonLinesHandler",
+    "JsonLogFormatter",
+    "RequestContextFilter",
+    "add_request_context",
+    "new_logger",
+    "resolve_level",
+]

@@ -1,0 +1,351 @@
+"""``LoggingMiddleware``: one JSON access-log record per HTTP request.
+
+The record is written when the request is over (the app returned or raised), with what only
+the end knows: the matched route template, the status, the duration and the bytes sent. The
+whole per-request cost is two closures, a few counters, and one ``LogRecord`` built directly
+(no caller lookup, no ``extra=`` merging); nothing at all when the logger's level is disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from time import perf_counter
+from typing import Any, Final
+
+from asgi_kit._asgi.context import TraceIds, request_id_var, scope_request_id, trace_ids_var
+from asgi_kit._asgi.headers import header_name
+from asgi_kit._asgi.paths import PathFilter
+from asgi_kit._asgi.principal import get_principal
+from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteResolver, resolve_route_template
+from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_kit.logging.logger import FIELDS_MARK, resolve_level
+from asgi_kit.logging.proxies import TrustedProxies
+from asgi_kit.logging.redaction import (
+    DEFAULT_REDACT_HEADERS,
+    DEFAULT_REDACT_QUERY_PARAMS,
+    REDACTED,
+    redact_query,
+    safe_text,
+)
+
+#: Status logged when the client went away before the response was complete (nginx's choice).
+CLIENT_CLOSED_REQUEST: Final = 499
+
+_SHORT: Final = 128  # method, client address, request id: anything longer is an attack
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+# logging's own start time, so relativeCreated means what it means on every other record.
+_START_TIME: Final[float] = getattr(logging, "_startTime", time.time())
+
+
+class LoggingMiddleware:
+    """Write one access-log record per HTTP request.
+
+    Place it just inside ``RequestIDMiddleware`` (so the record carries the id) and outside
+    authentication (so rejected requests are logged too); the principal is still read, after the
+    app ran, from ``scope["user"]``. Websocket and lifespan scopes pass through unlogged.
+
+    Reads ``scope`` (method, path, query string, client, ``User-Agent``, ``X-Forwarded-For``, the
+    route template, the principal), the request-id and trace-id contextvars, and the response
+    messages (status, body sizes). Writes nothing but the log record. The record's fields:
+    ``method``, ``path``, ``query`` (secrets redacted; only when there is one), ``route``,
+    ``status`` (int), ``duration_ms``, ``bytes_sent``, ``error``, ``client``, ``user_agent``,
+    ``request_id``, ``trace_id`` and ``span_id`` (when traced), ``principal`` (``id``, ``org_id``,
+    ``role``, ``auth_method``; never a credential) and ``headers`` (only those asked for).
+
+    ``status`` is the response's status; 500 when the app raised (or returned) before starting a
+    response; 499 when the client disconnected before the response was complete. ``error`` is
+    true when the app raised or never answered, including after the response started, when the
+    status is the one already sent. Every value from the request is bounded in length and has
+    its control characters escaped. A failing handler never fails the request.
+
+    Args:
+        app: the wrapped ASGI app.
+        logger: where records go, e.g. from :func:`asgi_kit.logging.new_logger`.
+        exclude_paths: exact paths (or ``/prefix/*``) never logged, such as health checks.
+        level: the records' level (a number or a name).
+        message: the records' ``message``.
+        trusted_proxies: addresses or networks (``"10.0.0.0/8"``, ``"*"`` for any) of reverse
+            proxies whose ``X-Forwarded-For`` is believed; without them the client is the peer.
+        request_headers: extra request headers to log under ``headers``; credentials among them
+            (``Authorization``, ``Cookie``, ``X-API-Key``, ... and ``redact_headers``) show ``***``.
+        redact_headers: more header names whose value is never logged.
+        redact_query_params: more query parameter names whose value is never logged, on top of
+            :data:`~asgi_kit.logging.redaction.DEFAULT_REDACT_QUERY_PARAMS`.
+        route_resolver: reads the route template from the scope; the kit's resolver by default.
+        max_field_length: the longest path, query, user agent or header value logged.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        logger: logging.Logger,
+        exclude_paths: Sequence[str] = (),
+        level: int | str = logging.INFO,
+        message: str = "request",
+        trusted_proxies: Sequence[str] = (),
+        request_headers: Sequence[str] = (),
+        redact_headers: Sequence[str] = (),
+        redact_query_params: Sequence[str] = (),
+        route_resolver: RouteResolver | None = None,
+        max_field_length: int = 1024,
+    ) -> None:
+        if not isinstance(logger, logging.Logger):
+            raise TypeError("logger must be a logging.Logger (for example from asgi_kit.logging.new_logger)")
+        if not isinstance(message, str):
+            raise TypeError("message must be a str")
+        if (
+            isinstance(max_field_length, bool)
+            or not isinstance(max_field_length, int)
+            or max_field_length < 32
+        ):
+            raise ValueError("max_field_length must be an int >= 32")
+        if route_resolver is not None and not callable(route_resolver):
+            raise TypeError("route_resolver must be a callable taking the scope")
+        self.app = app
+        self._logger = logger
+        self._level = resolve_level(level)
+        self._message = message
+        self._exclude = PathFilter(exclude_paths)
+        # None when nothing is excluded: the hot path then skips even the call.
+        self._excluded = self._exclude.matches if self._exclude else None
+        self._proxies = TrustedProxies(trusted_proxies)
+        self._redact_headers = DEFAULT_REDACT_HEADERS | _names("redact_headers", redact_headers)
+        self._log_headers = {
+            name.encode("latin-1"): name for name in _names("request_headers", request_headers)
+        }
+        self._redact_query = DEFAULT_REDACT_QUERY_PARAMS | {
+            name.lower() for name in _strings("redact_query_params", redact_query_params)
+        }
+        self._resolver: RouteResolver = route_resolver or resolve_route_template
+        self._limit = max_field_length
+        self._records = _RecordMaker(logger, self._level, message)
+
+    def __repr__(self) -> str:
+        return (
+            f"LoggingMiddleware(logger={self._logger.name!r}, level={logging.getLevelName(self._level)!r}, "
+            f"exclude_paths={self._exclude!r}, trusted_proxies={self._proxies!r})"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or (self._excluded is not None and self._excluded(scope))
+            or not self._logger.isEnabledFor(self._level)
+        ):
+            await self.app(scope, receive, send)
+            return
+        start = perf_counter()
+        status = 500
+        sent = 0
+        started = completed = client_gone = False
+        trace: TraceIds | None = None
+
+        async def receive_noting_disconnect() -> Message:
+            # uvicorn silently drops what is sent after a disconnect, so http.disconnect is the
+            # only reliable sign that the client went away.
+            nonlocal client_gone
+            message = await receive()
+            if message["type"] == "http.disconnect" and not completed:
+                client_gone = True
+            return message
+
+        async def send_counting(message: Message) -> None:
+            nonlocal status, sent, started, completed, client_gone, trace
+            kind = message["type"]
+            final = False
+            if kind == "http.response.body":
+                sent += len(message.get("body", b""))
+                final = not message.get("more_body", False)
+            elif kind == "http.response.start":
+                status = message["status"]
+                started = True
+                # Read here, in the app's context: a tracing layer inside this one has already
+                # reset its contextvar by the time the app returns.
+                trace = trace_ids_var.get()
+            elif kind == "http.response.pathsend":
+                final = True
+            try:
+                await send(message)
+            except OSError:
+                # Servers that report a closed connection raise it from send (ASGI spec 2.4).
+                client_gone = True
+                raise
+            if final:
+                completed = True
+
+        error = False
+        try:
+            await self.app(scope, receive_noting_disconnect, send_counting)
+        except asyncio.CancelledError:
+            client_gone = True
+            raise
+        except BaseException:
+            error = True
+            raise
+        finally:
+            if client_gone and not completed:
+                status, error = CLIENT_CLOSED_REQUEST, False
+            elif not started:
+                error = True
+            self._emit(scope, status, error, perf_counter() - start, sent, trace)
+
+    def _emit(
+        self, scope: Scope, status: int, error: bool, seconds: float, sent: int, trace: TraceIds | None
+    ) -> None:
+        try:
+            self._logger.handle(self._records.make(self._fields(scope, status, error, seconds, sent, trace)))
+        except Exception:
+            # A broken handler, filter or formatter must never fail the request.
+            return
+
+    def _fields(
+        self, scope: Scope, status: int, error: bool, seconds: float, sent: int, trace: TraceIds | None
+    ) -> dict[str, Any]:
+        limit = self._limit
+        method = scope.get("method") or ""
+        path = scope.get("path") or ""
+        route = self._resolver(scope) or UNMATCHED_ROUTE
+        fields: dict[str, Any] = {
+            "method": method if method in _METHODS else safe_text(method, _SHORT),
+            "path": path if len(path) <= limit and path.isprintable() else safe_text(path, limit),
+            "route": route if len(route) <= limit and route.isprintable() else safe_text(route, limit),
+            "status": int(status),
+            "duration_ms": round(seconds * 1000, 3),
+            "bytes_sent": sent,
+        }
+        if error:
+            fields["error"] = True
+        query = scope.get("query_string")
+        if query:
+            fields["query"] = redact_query(query, limit, secrets=self._redact_query)
+
+        user_agent = forwarded = None
+        log_headers = self._log_headers
+        logged: dict[str, str] | None = None
+        for name, value in scope.get("headers") or ():
+            if name == b"user-agent":
+                user_agent = value
+            elif name == b"x-forwarded-for":
+                forwarded = value if forwarded is None else forwarded + b"," + value
+            if log_headers and name in log_headers:
+                logged = self._add_header(logged, log_headers[name], value)
+        client = scope.get("client")
+        address = str(client[0]) if client else None
+        if forwarded is not None and self._proxies:
+            address = self._proxies.client(address, forwarded)
+        if address is not None:
+            fields["client"] = (
+                address if address.isprintable() and len(address) <= _SHORT else safe_text(address, _SHORT)
+            )
+        if user_agent is not None:
+            agent = user_agent.decode("latin-1")
+            fields["user_agent"] = (
+                agent if agent.isprintable() and len(agent) <= limit else safe_text(agent, limit)
+            )
+
+        request_id = request_id_var.get() or scope_request_id(scope)
+        if request_id is not None:
+            fields["request_id"] = request_id if len(request_id) <= _SHORT else safe_text(request_id, _SHORT)
+        if trace is None:
+            trace = trace_ids_var.get()
+        if trace is not None:
+            fields["trace_id"] = trace.trace_id
+            fields["span_id"] = trace.span_id
+        principal = get_principal(scope)
+        if principal is not None:
+            fields["principal"] = {
+                "id": safe_text(principal.identity, _SHORT),
+                "org_id": safe_text(principal.org_id, _SHORT) if principal.org_id else None,
+                "role": safe_text(principal.role, _SHORT),
+                "auth_method": principal.auth_method,
+            }
+        if logged is not None:
+            fields["headers"] = logged
+        return fields
+
+    def _add_header(self, logged: dict[str, str] | None, key: str, value: bytes) -> dict[str, str]:
+        if logged is None:
+            logged = {}
+        if key in self._redact_headers:
+            logged[key] = REDACTED
+        elif key in logged:
+            # Repeated headers are joined, as RFC 9110 allows, then bounded again.
+            logged[key] = safe_text(f"{logged[key]}, {safe_text(value, self._limit)}", self._limit)
+        else:
+            logged[key] = safe_text(value, self._limit)
+        return logged
+
+
+class _RecordMaker:
+    """Builds the access-log ``LogRecord`` from a template made once.
+
+    ``LogRecord.__init__`` recomputes the file name, module, process name ... for every record;
+    for the one fixed call site of the access log that is most of the cost of logging. The
+    template keeps them; the per-record values (time, thread, process) are filled in here as
+    ``LogRecord.__init__`` would. A custom record factory (``logging.setLogRecordFactory``) is
+    always honoured: then records are made by ``Logger.makeRecord`` as usual.
+    """
+
+    __slots__ = ("_args", "_logger", "_template")
+
+    def __init__(self, logger: logging.Logger, level: int, message: str) -> None:
+        self._logger = logger
+        self._args = (logger.name, level, __file__, 0, message, (), None)
+        self._template = dict(logging.LogRecord(*self._args).__dict__)
+
+    def make(self, fields: dict[str, Any]) -> logging.LogRecord:
+        """A record holding ``fields`` as attributes, as ``extra=fields`` would."""
+        if logging.getLogRecordFactory() is not logging.LogRecord:
+            record = self._logger.makeRecord(*self._args)
+            record.__dict__.update(fields)
+            return record
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        now = time.time()
+        extra = record.__dict__
+        extra.update(self._template)
+        extra.update(fields)
+        extra["created"] = now
+        extra["msecs"] = int((now - int(now)) * 1000) + 0.0
+        extra["relativeCreated"] = (now - _START_TIME) * 1000
+        # Lets JsonLogFormatter take the fields as they are instead of scanning the record,
+        # unless a filter adds attributes on the way (then the length differs).
+        extra[FIELDS_MARK] = (fields, len(extra) + 1)
+        if "thread" in extra and logging.logThreads:
+            extra["thread"] = threading.get_ident()
+            extra["threadName"] = threading.current_thread().name
+        if "process" in extra and logging.logProcesses:
+            extra["process"] = os.getpid()
+        if "taskName" in extra and getattr(logging, "logAsyncioTasks", False):
+            try:
+                task = asyncio.current_task()
+            except RuntimeError:  # no running loop
+                task = None
+            extra["taskName"] = task.get_name() if task is not None else None
+        return record
+
+
+def _strings(option: str, values: Sequence[str]) -> list[str]:
+    if isinstance(values, str):
+        raise TypeError(f"{option} must be a sequence of strings, not a single string")
+    out = []
+    for value in values:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{option} entries must be non-empty strings: {value!r}")
+        out.append(value)
+    return out
+
+
+def _names(option: str, values: Sequence[str]) -> frozenset[str]:
+    try:
+        return frozenset(header_name(value).decode("ascii") for value in _strings(option, values))
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
+
+
+__all__ = ["CLIENT_CLOSED_REQUEST", "LoggingMiddleware"]

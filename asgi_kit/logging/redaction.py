@@ -1,0 +1,179 @@
+"""Make untrusted request data safe to write into a log line.
+
+Everything a client sends (path, query, headers, ``X-Forwarded-For``) may hold secrets, CR/LF
+meant to forge a second log line, terminal escape sequences, or megabytes of junk. These
+helpers redact the secrets, escape control characters and bound the length of every value.
+They never raise on hostile input: bytes are decoded as latin-1, which cannot fail.
+
+JSON encoding alone already escapes CR and LF; escaping them here as well keeps a line safe
+when the same fields reach a plain-text formatter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+from urllib.parse import unquote_plus
+
+REDACTED: Final = "***"
+TRUNCATED: Final = "...[truncated]"
+
+#: Request and response headers whose value is a credential.
+DEFAULT_REDACT_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "x-csrf-token",
+        "x-xsrf-token",
+        "x-amz-security-token",
+    }
+)
+
+#: Query parameters (compared case-insensitively, after percent-decoding) whose value is a secret.
+DEFAULT_REDACT_QUERY_PARAMS: Final = frozenset(
+    {
+        "access_token",
+        "api-key",
+        "api_key",
+        "apikey",
+        "auth",
+        "authorization",
+        "client_secret",
+        "code",
+        "credential",
+        "credentials",
+        "id_token",
+        "jwt",
+        "key",
+        "passwd",
+        "password",
+        "private_token",
+        "pwd",
+        "refresh_token",
+        "secret",
+        "session",
+        "sessionid",
+        "sig",
+        "signature",
+        "token",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-amz-signature",
+        "x-api-key",
+    }
+)
+
+# C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: anything a
+# terminal or a line-oriented log shipper could treat as a line break or an escape sequence.
+_CONTROL_ESCAPES: Final = {
+    **{c: f"\\x{c:02x}" for c in range(0x20)},
+    0x7F: "\\x7f",
+    **{c: f"\\x{c:02x}" for c in range(0x80, 0xA0)},
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+# scheme://user:password@host -> scheme://user:***@host (DSNs, proxy URLs), and
+# scheme://token@host -> scheme://***@host (tokens passed as the user name). The password part
+# runs to the *last* ``@`` of the authority, because real passwords contain unescaped ``@``.
+_URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^\s:/?#@]*)(:[^\s/?#]*)?@")
+_QUERY_SEPARATORS: Final = re.compile(r"([&;])")
+
+
+def escape_control(text: str) -> str:
+    """``text`` with every control character written as a visible escape (``\\x0a``)."""
+    # isprintable() is a C-speed scan that is True for nearly every real value.
+    if text.isprintable():
+        return text
+    return text.translate(_CONTROL_ESCAPES)
+
+
+def bound(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(TRUNCATED), 0)] + TRUNCATED
+
+
+def safe_text(value: str | bytes, limit: int) -> str:
+    """A value from the request, decoded, cut to ``limit`` and with control characters escaped.
+
+    Cutting happens before escaping (so a hostile value costs at most ``limit`` work) and again
+    after it, because each escape is four characters long.
+    """
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value[: limit + 1]).decode("latin-1")
+    return bound(escape_control(bound(value, limit)), limit)
+
+
+def redact_header(
+    name: str | bytes, value: str | bytes, limit: int = 1024, *, redact: Iterable[str] = ()
+) -> str:
+    """The loggable form of one header value: :data:`REDACTED` for credentials, else safe text."""
+    if isinstance(name, bytes | bytearray):
+        name = bytes(name).decode("latin-1")
+    lowered = name.strip().lower()
+    if lowered in DEFAULT_REDACT_HEADERS or lowered in redact:
+        return REDACTED
+    return safe_text(value, limit)
+
+
+def redact_query(
+    query: str | bytes, limit: int = 1024, *, secrets: frozenset[str] = DEFAULT_REDACT_QUERY_PARAMS
+) -> str:
+    """A query string with the value of every secret parameter replaced by :data:`REDACTED`.
+
+    Parameter names are matched after percent-decoding and case-folding, so ``Api%5FKey=`` is
+    caught too. Non-secret values are kept as sent (still percent-encoded), then the whole string
+    is bounded and control characters escaped.
+    """
+    if isinstance(query, bytes | bytearray):
+        # Bound the work before parsing: a secret cut in half is still cut by the redaction below
+        # only if its name survived; anything past the limit is dropped, never logged.
+        query = bytes(query[: limit * 2]).decode("latin-1")
+    elif len(query) > limit * 2:
+        query = query[: limit * 2]
+    if not query:
+        return ""
+    # ``;`` separates parameters for some servers and frameworks: treat it as ``&`` so a secret
+    # after it is still found. Even indexes hold parameters, odd ones the separators.
+    parts = _QUERY_SEPARATORS.split(query)
+    for index in range(0, len(parts), 2):
+        name, sep, _ = parts[index].partition("=")
+        key = unquote_plus(name) if ("%" in name or "+" in name) else name
+        if sep and key.strip().lower() in secrets:
+            parts[index] = f"{name}={REDACTED}"
+    return safe_text("".join(parts), limit)
+
+
+def redact_url_credentials(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URL replaced."""
+    if "://" not in text:
+        return text
+    return _URL_CREDENTIALS.sub(_redact_userinfo, text)
+
+
+def _redact_userinfo(match: re.Match[str]) -> str:
+    scheme, user, password = match.group(1, 2, 3)
+    if password is None:
+        return f"{scheme}{REDACTED}@"
+    return f"{scheme}{user}:{REDACTED}@"
+
+
+__all__ = [
+    "DEFAULT_REDACT_HEADERS",
+    "DEFAULT_REDACT_QUERY_PARAMS",
+    "REDACTED",
+    "TRUNCATED",
+    "bound",
+    "escape_control",
+    "redact_header",
+    "redact_query",
+    "redact_url_credentials",
+    "safe_text",
+]
