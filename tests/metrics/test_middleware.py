@@ -236,3 +236,15 @@ def test_invalid_options_are_refused(kwargs: dict[str, Any], error: type[Excepti
     """Each bad option raises ValueError/TypeError naming it."""
     with pytest.raises(error, match=match):
         MetricsMiddleware(routed_app(), **kwargs)
+
+
+async def test_settings_section_options_fit_the_middleware() -> None:
+    """MetricsMiddleware(app, **settings.metrics.options()) serves /metrics and does not count it."""
+    from asgi_kit.config import MetricsSettings
+
+    layer = MetricsMiddleware(routed_app(), **MetricsSettings().options())
+    await call_app(layer, path="/items/1")
+    response = await call_app(layer, path="/metrics")
+    assert response.status == 200
+    assert b"http_requests_total" in response.body
+    assert layer.metrics.series_count == 1
