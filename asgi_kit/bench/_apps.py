@@ -1,0 +1,195 @@
+"""The bare apps every variant is measured against, and the synthetic request.
+
+The request is a realistic ``GET /items/42?verbose=1`` with ``Authorization: Bearer <HS256 JWT>``
+and the headers a browser or SDK sends; tokens are minted here with the standard library so
+that the token pool costs nothing to import and is the same for every variant.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import importlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+
+PATH: Final = "/items/42"
+ROUTE: Final = "/items/{item_id}"
+BODY: Final = b'{"item_id":42}'
+_START_HEADERS: Final = ((b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode()))
+
+SECRET: Final = "asgi-kit-bench-secret-0123456789abcdef-0123456789abcdef"
+ISSUER: Final = "https://bench.asgi-kit.invalid"
+AUDIENCE: Final = "asgi-kit-bench"
+ROLE: Final = "org_admin"
+# The kit's default access-token lifetime (its maximum unless configured otherwise).
+TOKEN_LIFETIME: Final = 900
+
+BASE_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
+    (b"host", b"api.example.com"),
+    (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) asgi-kit-bench/1.0"),
+    (b"accept", b"application/json"),
+    (b"accept-encoding", b"gzip, deflate, br"),
+)
+
+
+class SkipVariant(Exception):
+    """A variant cannot run here: its layer or peer library is not importable (yet)."""
+
+
+def load(module: str, *names: str) -> tuple[Any, ...]:
+    """Import ``names`` from ``module`` lazily; a missing module or name skips the variant."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise SkipVariant(f"{module} is not importable ({exc})") from exc
+    found = []
+    for name in names:
+        if not hasattr(mod, name):
+            raise SkipVariant(f"{module}.{name} does not exist yet")
+        found.append(getattr(mod, name))
+    return tuple(found)
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+_DEFAULT_JWT_HEADER: Final = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+_header_cache: list[bytes] = []
+
+
+def jwt_header() -> bytes:
+    """The encoded JOSE header the kit's ``JWTManager`` writes (``typ``, ``kid``), else a plain one.
+
+    Borrowed from one token the kit mints, so the pool looks exactly like the kit's own
+    access tokens; PyJWT accepts the same header.
+    """
+    if not _header_cache:
+        header = _DEFAULT_JWT_HEADER
+        try:
+            manager_cls, config_cls = load("asgi_kit.auth", "JWTManager", "JWTConfig")
+            config = config_cls(algorithm="HS256", secret=SECRET, issuer=ISSUER, audience=AUDIENCE)
+            pair = manager_cls(config).generate_token_pair("user-0", "org-0", ROLE)
+            header = pair.access_token.split(".", 1)[0].encode("ascii")
+        except (SkipVariant, TypeError, ValueError, AttributeError):
+            pass
+        _header_cache.append(header)
+    return _header_cache[0]
+
+
+def mint_token(
+    index: int, *, secret: str = SECRET, lifetime: int = TOKEN_LIFETIME, now: int | None = None
+) -> str:
+    """An HS256 access token shaped like the kit's own (``sub``, ``org_id``, ``role``, ``type``, ``jti``)."""
+    issued = int(time.time()) if now is None else now
+    claims = {
+        "sub": f"user-{index % 1000}",
+        "org_id": f"org-{index % 50}",
+        "role": ROLE,
+        "type": "access",
+        "jti": f"{os.urandom(8).hex()}{index:x}",
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + lifetime,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+    }
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = jwt_header() + b"." + payload
+    signature = _b64(hmac.new(secret.encode(), signing_input, hashlib.sha256).digest())
+    return (signing_input + b"." + signature).decode("ascii")
+
+
+def bearer_values(count: int, *, cold: bool) -> list[bytes]:
+    """``count`` Authorization header values: all distinct (cold) or one token reused (cached)."""
+    if cold:
+        now = int(time.time())
+        return [b"Bearer " + mint_token(i, now=now).encode() for i in range(count)]
+    value = b"Bearer " + mint_token(0).encode()
+    return [value] * count
+
+
+def request_scope(authorization: bytes, extras: dict[str, Any] | None = None) -> Scope:
+    """A fresh scope as uvicorn builds it for ``GET /items/42?verbose=1`` over HTTP/1.1."""
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 51234),
+        "scheme": "http",
+        "method": "GET",
+        "root_path": "",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"verbose=1",
+        "headers": [*BASE_HEADERS, (b"authorization", authorization)],
+        "state": {},
+    }
+    if extras:
+        scope.update(extras)
+    return scope
+
+
+async def bare_asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The pure-ASGI base: answers 200 with a small JSON body and names its route, as routers do."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    scope["asgi_kit.route"] = ROUTE
+    await send({"type": "http.response.start", "status": 200, "headers": list(_START_HEADERS)})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+class Passthrough:
+    """The floor: a pure-ASGI middleware that does nothing but call the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def bare_fastapi_app(dependencies: Sequence[Any] = ()) -> Any:
+    """The FastAPI base: one async route ``GET /items/{item_id}`` returning the same JSON."""
+    (fastapi_cls,) = load("fastapi", "FastAPI")
+    app = fastapi_cls(openapi_url=None, docs_url=None, redoc_url=None)
+
+    async def read_item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    app.add_api_route(ROUTE, read_item, methods=["GET"], dependencies=list(dependencies))
+    return app
+
+
+__all__ = [
+    "AUDIENCE",
+    "BASE_HEADERS",
+    "BODY",
+    "ISSUER",
+    "PATH",
+    "ROLE",
+    "ROUTE",
+    "SECRET",
+    "Passthrough",
+    "SkipVariant",
+    "bare_asgi_app",
+    "bare_fastapi_app",
+    "bearer_values",
+    "load",
+    "mint_token",
+    "request_scope",
+]

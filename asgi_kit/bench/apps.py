@@ -1,0 +1,38 @@
+"""The apps the end-to-end benchmark serves with uvicorn, selected by an environment variable.
+
+``uvicorn --factory asgi_kit.bench.apps:create_app`` with ``ASGI_KIT_BENCH_APP`` set to:
+
+- ``bare``: the bare FastAPI app (one async route ``GET /items/{item_id}``);
+- ``kit``: the same FastAPI app wrapped in the full kit stack (request id, access log,
+  metrics, tracing sampling every request into a batch processor and a no-op exporter,
+  problem details, JWT auth, RBAC);
+- ``peer``: the typical FastAPI peer stack with the same features.
+
+They are the in-process variants ``bare.fastapi``, ``kit.stack.fastapi.cached`` and
+``peer.stack.cached``, built by the same factories. Tokens are verified with the suite's
+fixed development secret; log lines are formatted and discarded.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+from asgi_kit._asgi.types import ASGIApp
+from asgi_kit.bench.variants import BenchContext, get_variants
+
+APP_ENV: Final = "ASGI_KIT_BENCH_APP"
+E2E_APPS: Final = {"bare": "bare.fastapi", "kit": "kit.stack.fastapi.cached", "peer": "peer.stack.cached"}
+
+
+def create_app() -> ASGIApp:
+    """Build the app named by ``ASGI_KIT_BENCH_APP`` (``bare`` when unset)."""
+    name = os.environ.get(APP_ENV, "bare")
+    if name not in E2E_APPS:
+        raise ValueError(f"{APP_ENV} must be one of {', '.join(E2E_APPS)}, got {name!r}")
+    (variant,) = get_variants([E2E_APPS[name]])
+    # The context (tracer provider, log sink) lives as long as the server process.
+    return variant.build(BenchContext())
+
+
+__all__ = ["APP_ENV", "E2E_APPS", "create_app"]

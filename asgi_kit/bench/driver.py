@@ -1,0 +1,430 @@
+"""The in-process driver: call each variant's ASGI app directly and time it honestly.
+
+Method (also in ``docs/benchmarks.md``):
+
+1. Every selected variant is built once; one request per variant is checked first (it must
+   answer 200 with the expected body, so a misconfigured layer answering 401 can never look
+   cheap). A variant whose layer or peer cannot be imported is skipped with a note.
+2. Each round runs one batch of ``batch`` requests per variant, variants interleaved
+   round-robin and the starting variant rotated every round, so machine drift (other
+   processes, thermal, frequency) lands on every variant alike. The first ``warmup`` rounds
+   are discarded.
+3. Every request gets a fresh scope (``GET /items/42?verbose=1`` with an
+   ``Authorization: Bearer <HS256 JWT>`` and four usual headers). "Cold" variants get a
+   distinct pre-minted token per request, "cached" ones reuse one token; the same token
+   sequence is used by every variant of a mode. Building the scope costs the same in every
+   variant and cancels out in the overhead.
+4. A batch is timed with ``time.perf_counter_ns`` around the whole loop and divided by its
+   size. Garbage collection is controlled the same way for every variant: what setup
+   allocated is frozen (``gc.freeze()``), ``gc.collect()`` runs before each batch, and the
+   collector is then either left enabled (default: the allocations a layer makes cost it
+   the collections they trigger) or disabled during the batch (``gc_mode="disable"``).
+5. Per variant: median and spread (IQR and MAD) of the per-request time over the rounds.
+   Overhead = variant median - its base's median (the base ran in the same rounds); the
+   spread of the per-round paired difference is reported next to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import gc
+import importlib.metadata
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from asgi_kit._asgi.principal import Credentials, Principal
+from asgi_kit._asgi.types import ASGIApp, Message
+from asgi_kit.bench import RESULT_SCHEMA
+from asgi_kit.bench._apps import BODY, ROLE, SkipVariant, bearer_values, request_scope
+from asgi_kit.bench.variants import TARGETS, VARIANTS, BenchContext, Target, Variant
+
+Progress = Callable[[int, int, str], None]
+GCMode = Literal["collect", "disable"]
+
+PACKAGES: Final = (
+    "asgi-kit",
+    "starlette",
+    "fastapi",
+    "uvicorn",
+    "PyJWT",
+    "cryptography",
+    "prometheus-client",
+    "python-json-logger",
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation-asgi",
+    "asgi-correlation-id",
+    "starlette-exporter",
+    "prometheus-fastapi-instrumentator",
+    "rich",
+    "matplotlib",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """How much to measure. ``only`` holds ``fnmatch`` patterns on variant names."""
+
+    rounds: int = 30
+    warmup: int = 3
+    batch: int = 200
+    gc_mode: GCMode = "collect"
+    only: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "batch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or self.warmup < 0:
+            raise ValueError(f"warmup must be an int >= 0, got {self.warmup!r}")
+        if self.gc_mode not in ("collect", "disable"):
+            raise ValueError(f"gc_mode must be 'collect' or 'disable', got {self.gc_mode!r}")
+
+
+QUICK: Final = BenchConfig(rounds=3, warmup=1, batch=20)
+
+_PRINCIPAL: Final = Principal(user_id="user-0", org_id="org-0", role=ROLE, auth_method="jwt")
+_PRINCIPAL_SCOPE: Final = {"user": _PRINCIPAL, "auth": Credentials(scopes=(), method="jwt")}
+
+
+class _Exchange:
+    """One request's receive/send pair: a body-less request, then a disconnect after the response.
+
+    The second ``receive`` blocks until the response is complete, as a server's does, so
+    layers that listen for a disconnect (``BaseHTTPMiddleware``) behave as in production.
+    """
+
+    __slots__ = ("_done", "_requested", "status")
+
+    def __init__(self) -> None:
+        self._requested = False
+        self._done: asyncio.Event | None = None
+        self.status = 0
+
+    async def receive(self) -> Message:
+        if not self._requested:
+            self._requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if self._done is None:
+            self._done = asyncio.Event()
+        await self._done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = message["status"]
+        elif kind == "http.response.body" and not message.get("more_body", False) and self._done is not None:
+            self._done.set()
+
+
+class _Run:
+    """A variant being measured: its app, its token sequence and its samples."""
+
+    def __init__(self, variant: Variant) -> None:
+        self.variant = variant
+        self.app: ASGIApp | None = None
+        self.status = "ok"
+        self.note = ""
+        self.samples: dict[int, float] = {}
+        self.extras = _PRINCIPAL_SCOPE if variant.principal else None
+
+    def fail(self, status: str, note: str) -> None:
+        self.status = status
+        self.note = note
+        self.app = None
+
+
+async def _one(app: ASGIApp, authorization: bytes, extras: dict[str, Any] | None) -> tuple[int, bytes]:
+    """One request with a recording send: the check run before timing."""
+    exchange = _Exchange()
+    body = bytearray()
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+        await exchange.send(message)
+
+    await app(request_scope(authorization, extras), exchange.receive, send)
+    return exchange.status, bytes(body)
+
+
+async def _batch(
+    app: ASGIApp, auth: Sequence[bytes], start: int, size: int, extras: dict[str, Any] | None
+) -> tuple[int, int]:
+    """Time ``size`` requests; returns (elapsed ns, non-200 answers)."""
+    bad = 0
+    clock = time.perf_counter_ns
+    began = clock()
+    for index in range(start, start + size):
+        exchange = _Exchange()
+        await app(request_scope(auth[index], extras), exchange.receive, exchange.send)
+        if exchange.status != 200:
+            bad += 1
+    return clock() - began, bad
+
+
+def select_variants(patterns: Sequence[str], variants: Sequence[Variant] = VARIANTS) -> tuple[Variant, ...]:
+    """The variants matching any pattern, plus the bases and floor they are compared with."""
+    if not patterns:
+        return tuple(variants)
+    chosen = {v.name for v in variants if any(fnmatch.fnmatchcase(v.name, p) for p in patterns)}
+    if not chosen:
+        raise ValueError(f"--only {','.join(patterns)!r} matches no variant")
+    by_name = {v.name: v for v in variants}
+    for name in list(chosen):
+        base = by_name[name].base
+        if base is not None:
+            chosen.add(base)
+        if name.endswith(".excluded") and "floor.passthrough" in by_name:
+            chosen.update(("floor.passthrough", "bare.asgi"))
+    return tuple(v for v in variants if v.name in chosen)
+
+
+def environment() -> dict[str, Any]:
+    """Where the numbers come from: interpreter, machine, load and package versions."""
+    versions: dict[str, str | None] = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    try:
+        load = list(os.getloadavg())
+    except OSError:  # pragma: no cover - platforms without getloadavg
+        load = []
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "loadavg": load,
+        "packages": versions,
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _stats(values: Sequence[float]) -> dict[str, float]:
+    median = statistics.median(values)
+    if len(values) >= 2:
+        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    else:
+        q1 = q3 = median
+    return {
+        "median_ns": median,
+        "q1_ns": q1,
+        "q3_ns": q3,
+        "iqr_ns": q3 - q1,
+        "mad_ns": statistics.median(abs(v - median) for v in values),
+        "min_ns": min(values),
+        "max_ns": max(values),
+    }
+
+
+def _build(runs: dict[str, _Run], ctx: BenchContext) -> None:
+    for run in runs.values():
+        base = runs.get(run.variant.base) if run.variant.base else None
+        if base is not None and base.status != "ok":
+            run.fail("skipped", f"its base {base.variant.name} is unavailable")
+            continue
+        try:
+            run.app = run.variant.build(ctx)
+        except SkipVariant as exc:
+            run.fail("skipped", str(exc))
+        except Exception as exc:  # a layer changed shape: report it, measure the others
+            run.fail("error", f"build failed: {type(exc).__name__}: {exc}")
+
+
+def _check(runs: dict[str, _Run], loop: asyncio.AbstractEventLoop, pools: dict[str, list[bytes]]) -> None:
+    for run in runs.values():
+        if run.app is None:
+            continue
+        try:
+            status, body = loop.run_until_complete(_one(run.app, pools[run.variant.tokens][-1], run.extras))
+        except Exception as exc:
+            run.fail("error", f"check request raised {type(exc).__name__}: {exc}")
+            continue
+        if status != 200 or body.replace(b" ", b"") != BODY:
+            run.fail("error", f"check request answered {status}: {body[:200]!r}")
+
+
+def run_inprocess(
+    config: BenchConfig = BenchConfig(),
+    *,
+    variants: Sequence[Variant] | None = None,
+    targets: Sequence[Target] = TARGETS,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Measure the variants and return the result document (see ``docs/benchmarks.md``)."""
+    selected = select_variants(config.only, VARIANTS if variants is None else variants)
+    started = time.perf_counter()
+    env = environment()
+    ctx = BenchContext()
+    loop = asyncio.new_event_loop()
+    runs = {v.name: _Run(v) for v in selected}
+    per_variant = (config.warmup + config.rounds) * config.batch
+    # One extra token at the end of each pool for the check request, so timed requests
+    # never see a token the check already verified.
+    pools = {
+        "cold": bearer_values(per_variant + 1, cold=True),
+        "cached": bearer_values(per_variant + 1, cold=False),
+    }
+    try:
+        _build(runs, ctx)
+        _check(runs, loop, pools)
+        # Everything built so far (libraries, apps, token pools) moves to the permanent
+        # generation: the collections before and during batches then scan only what the
+        # requests allocated, the same way for every variant, instead of the whole heap.
+        gc.collect()
+        gc.freeze()
+        _measure(runs, loop, pools, config, progress)
+    finally:
+        gc.unfreeze()
+        ctx.close()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    env["loadavg_after"] = environment()["loadavg"]
+    return {
+        "schema": RESULT_SCHEMA,
+        "mode": "in-process",
+        "config": {**asdict(config), "only": list(config.only)},
+        "environment": env,
+        "duration_s": round(time.perf_counter() - started, 3),
+        "variants": _summaries(runs),
+        "targets": evaluate_targets(_overheads(runs), targets),
+        "e2e": None,
+    }
+
+
+def _measure(
+    runs: dict[str, _Run],
+    loop: asyncio.AbstractEventLoop,
+    pools: dict[str, list[bytes]],
+    config: BenchConfig,
+    progress: Progress | None,
+) -> None:
+    total_rounds = config.warmup + config.rounds
+    active = [run for run in runs.values() if run.app is not None]
+    total = total_rounds * len(active)
+    done = 0
+    for round_index in range(total_rounds):
+        active = [run for run in active if run.app is not None]
+        if not active:
+            break
+        shift = round_index % len(active)
+        for run in active[shift:] + active[:shift]:
+            app = run.app
+            if app is None:  # failed earlier in this round
+                continue
+            gc.collect()
+            if config.gc_mode == "disable":
+                gc.disable()
+            try:
+                start = round_index * config.batch
+                pool = pools[run.variant.tokens]
+                elapsed, bad = loop.run_until_complete(_batch(app, pool, start, config.batch, run.extras))
+            except Exception as exc:
+                run.fail("error", f"raised during round {round_index}: {type(exc).__name__}: {exc}")
+                continue
+            finally:
+                gc.enable()
+            if bad:
+                run.fail(
+                    "error", f"{bad} of {config.batch} requests did not answer 200 in round {round_index}"
+                )
+            elif round_index >= config.warmup:
+                run.samples[round_index] = elapsed / config.batch
+            done += 1
+            if progress is not None:
+                progress(done, total, run.variant.name)
+
+
+def _overheads(runs: dict[str, _Run]) -> dict[str, float]:
+    medians = {name: statistics.median(run.samples.values()) for name, run in runs.items() if run.samples}
+    out: dict[str, float] = {}
+    for name, run in runs.items():
+        base = run.variant.base
+        if name in medians and base is not None and base in medians:
+            out[name] = medians[name] - medians[base]
+    return out
+
+
+def _summaries(runs: dict[str, _Run]) -> list[dict[str, Any]]:
+    medians = {name: statistics.median(run.samples.values()) for name, run in runs.items() if run.samples}
+    out: list[dict[str, Any]] = []
+    for name, run in runs.items():
+        variant = run.variant
+        row: dict[str, Any] = {
+            "name": name,
+            "group": variant.group,
+            "base": variant.base,
+            "description": variant.description,
+            "tokens": variant.tokens,
+            "status": run.status if run.samples or run.status != "ok" else "error",
+            "note": run.note or ("" if run.samples else "no samples"),
+            "n": len(run.samples),
+        }
+        if run.samples:
+            row.update(_stats(list(run.samples.values())))
+            base = runs.get(variant.base) if variant.base else None
+            if base is not None and base.samples and variant.base in medians:
+                paired = [value - base.samples[r] for r, value in run.samples.items() if r in base.samples]
+                row["overhead_ns"] = medians[name] - medians[base.variant.name]
+                row["overhead_iqr_ns"] = _stats(paired)["iqr_ns"] if paired else None
+                row["ratio_to_base"] = medians[name] / medians[base.variant.name]
+        out.append(row)
+    return out
+
+
+def evaluate_targets(
+    overheads: dict[str, float], targets: Sequence[Target] = TARGETS
+) -> list[dict[str, Any]]:
+    """Each target's measured ratio and verdict (``passed`` is ``None`` when not measurable)."""
+    out: list[dict[str, Any]] = []
+    for target in targets:
+        row: dict[str, Any] = {
+            "name": target.name,
+            "description": target.description,
+            "kind": target.kind,
+            "numerator": target.numerator,
+            "denominators": list(target.denominators),
+            "limit": target.limit,
+            "measured": None,
+            "passed": None,
+            "note": "",
+        }
+        missing = [n for n in (target.numerator, *target.denominators) if n not in overheads]
+        if missing:
+            row["note"] = f"not measured: {', '.join(missing)}"
+        else:
+            denominator = sum(overheads[n] for n in target.denominators)
+            if denominator <= 0:
+                row["note"] = "the reference overhead is not positive (noise); no ratio"
+            else:
+                row["measured"] = overheads[target.numerator] / denominator
+                row["numerator_ns"] = overheads[target.numerator]
+                row["denominator_ns"] = denominator
+                if target.limit is not None:
+                    row["passed"] = row["measured"] <= target.limit
+        out.append(row)
+    return out
+
+
+__all__ = [
+    "QUICK",
+    "BenchConfig",
+    "environment",
+    "evaluate_targets",
+    "run_inprocess",
+    "select_variants",
+]

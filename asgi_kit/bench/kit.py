@@ -1,0 +1,105 @@
+"""Factories for the kit's own layers: alone, on an excluded path, and composed in a stack.
+
+Each layer is built with the same options alone and inside the stack, so "the stack costs
+the sum of its layers" compares like with like. Every import is lazy: a layer that has not
+landed makes its variants skip.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from asgi_kit._asgi.types import ASGIApp
+from asgi_kit.bench._apps import AUDIENCE, ISSUER, PATH, SECRET, bare_asgi_app, bare_fastapi_app, load
+from asgi_kit.bench.context import BenchContext
+
+Builder = Callable[[BenchContext], ASGIApp]
+
+
+KIT_LAYERS: Final = ("request_id", "logging", "metrics", "tracing", "problem_details", "auth", "rbac")
+
+
+def _kit_layer(ctx: BenchContext, layer: str, *, excluded: bool = False) -> tuple[Any, dict[str, Any]]:
+    """``(middleware class, options)`` for one kit layer, built as the full stack builds it."""
+    exclude = {"exclude_paths": [PATH]} if excluded else {}
+    if layer == "request_id":
+        (cls,) = load("asgi_kit.logging", "RequestIDMiddleware")
+        return cls, {**exclude}
+    if layer == "logging":
+        (cls,) = load("asgi_kit.logging", "LoggingMiddleware")
+        return cls, {"logger": _kit_logger(ctx), **exclude}
+    if layer == "metrics":
+        cls, register_metrics = load("asgi_kit.metrics", "MetricsMiddleware", "register_metrics")
+        (registry_cls,) = load("prometheus_client", "CollectorRegistry")
+        return cls, {"metrics": register_metrics("bench", registry=registry_cls()), **exclude}
+    if layer == "tracing":
+        (cls,) = load("asgi_kit.tracing", "TracingMiddleware")
+        return cls, {"tracer_provider": ctx.tracer_provider(), **exclude}
+    if layer == "problem_details":
+        (cls,) = load("asgi_kit.errors", "ProblemDetailsMiddleware")
+        return cls, {}
+    if layer == "auth":
+        cls, manager_cls, config_cls = load("asgi_kit.auth", "AuthMiddleware", "JWTManager", "JWTConfig")
+        manager = manager_cls(config_cls(algorithm="HS256", secret=SECRET, issuer=ISSUER, audience=AUDIENCE))
+        return cls, {"jwt": manager, **exclude}
+    if layer == "rbac":
+        cls, permission = load("asgi_kit.rbac", "RequirePermission", "Permission")
+        return cls, {"permission": permission.VIEW_ORG_USAGE}
+    raise ValueError(f"unknown kit layer {layer!r}")
+
+
+def _kit_logger(ctx: BenchContext) -> logging.Logger:
+    """The kit's own JSON logger (``new_logger``) writing to the sink."""
+    (new_logger,) = load("asgi_kit.logging", "new_logger")
+    logger: logging.Logger = new_logger("bench", stream=ctx.sink, logger_name="asgi_kit.bench.kit-access")
+    return logger
+
+
+def _wrap_kit(ctx: BenchContext, app: ASGIApp, layers: Sequence[str]) -> ASGIApp:
+    """Wrap ``app`` in ``layers`` (outermost first) with :class:`asgi_kit.Stack`."""
+    from asgi_kit.stack import Middleware, Stack
+
+    specs = [_kit_layer(ctx, layer) for layer in layers]
+    return Stack([Middleware(cls, **options) for cls, options in specs]).wrap(app)
+
+
+def kit_alone(layer: str, *, excluded: bool = False) -> Builder:
+    def build(ctx: BenchContext) -> ASGIApp:
+        cls, options = _kit_layer(ctx, layer, excluded=excluded)
+        app: ASGIApp = cls(bare_asgi_app, **options)
+        return app
+
+    return build
+
+
+def kit_on_fastapi(layers: Sequence[str]) -> Builder:
+    def build(ctx: BenchContext) -> ASGIApp:
+        return _wrap_kit(ctx, bare_fastapi_app(), layers)
+
+    return build
+
+
+def kit_stack(ctx: BenchContext) -> ASGIApp:
+    return _wrap_kit(ctx, bare_asgi_app, KIT_LAYERS)
+
+
+def guard(name: str, **options: Any) -> Builder:
+    def build(ctx: BenchContext) -> ASGIApp:
+        (cls,) = load("asgi_kit.guards", name)
+        app: ASGIApp = cls(bare_asgi_app, **options)
+        return app
+
+    return build
+
+
+def budget(ctx: BenchContext) -> ASGIApp:
+    cls, store_cls = load("asgi_kit.budget", "BudgetMiddleware", "InMemoryBudgetStore")
+    store = store_cls()
+    store.set_budget("org-0", 1_000_000_000)
+    app: ASGIApp = cls(bare_asgi_app, store=store)
+    return app
+
+
+__all__ = ["KIT_LAYERS", "Builder", "budget", "guard", "kit_alone", "kit_on_fastapi", "kit_stack"]

@@ -1,0 +1,444 @@
+"""The registry of benchmark variants and of the targets the issue sets for them.
+
+A :class:`Variant` is a small factory that builds one ASGI app. Each factory imports its layer
+(or peer library) when it runs, so a variant whose layer has not landed, or whose peer is not
+installed, is skipped with a note instead of breaking the suite. Bases (``bare.asgi``,
+``bare.fastapi``) are what overhead is measured against; every other variant names its base.
+
+Fairness rules the factories follow (see ``docs/benchmarks.md``):
+
+- The kit and its peers see the same request, the same tokens and the same app. Tracing on
+  both sides uses one shared SDK ``TracerProvider`` sampling every request, with a
+  ``BatchSpanProcessor`` feeding a no-op exporter. Log records are formatted as JSON by
+  python-json-logger on both sides and written to a sink that discards them.
+- Each metrics layer gets a fresh ``CollectorRegistry`` where the peer allows it
+  (starlette-exporter has no ``registry=`` option: it always uses the global registry).
+- Peers are written in their fastest idiomatic form (``async def`` FastAPI dependencies, no
+  threadpool hop), so the comparison never flatters the kit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from asgi_kit._asgi.types import ASGIApp
+from asgi_kit.bench import peers
+from asgi_kit.bench._apps import Passthrough, SkipVariant, bare_asgi_app, bare_fastapi_app
+from asgi_kit.bench.context import BenchContext
+from asgi_kit.bench.kit import KIT_LAYERS, Builder, budget, guard, kit_alone, kit_on_fastapi, kit_stack
+
+TokenMode = Literal["cold", "cached"]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One app to measure.
+
+    Attributes:
+        name: dotted id, e.g. ``kit.auth.cold``; ``--only`` matches it.
+        group: ``base``, ``floor``, ``kit``, ``peer``, ``kit-stack`` or ``peer-stack``.
+        base: the variant its overhead is measured against (``None`` for a base).
+        description: one line for the table.
+        build: the factory; raises :class:`SkipVariant` when something is not importable.
+        tokens: ``cold`` (a distinct token per request) or ``cached`` (one token reused).
+        principal: pre-set ``scope["user"]`` (RBAC measured alone, without authentication).
+    """
+
+    name: str
+    group: str
+    base: str | None
+    description: str
+    build: Builder
+    tokens: TokenMode = "cached"
+    principal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A ratio the issue sets: overhead(numerator) / sum(overhead(denominators)) <= limit.
+
+    ``limit=None`` makes it informational (reported, never pass/fail).
+    """
+
+    name: str
+    description: str
+    numerator: str
+    denominators: tuple[str, ...]
+    limit: float | None
+    kind: str = "overhead"
+    notes: tuple[str, ...] = field(default=())
+
+
+ASGI: Final = "bare.asgi"
+FASTAPI: Final = "bare.fastapi"
+
+
+def _bare_asgi(ctx: BenchContext) -> ASGIApp:
+    return bare_asgi_app
+
+
+def _bare_fastapi(ctx: BenchContext) -> ASGIApp:
+    app: ASGIApp = bare_fastapi_app()
+    return app
+
+
+def _passthrough(ctx: BenchContext) -> ASGIApp:
+    return Passthrough(bare_asgi_app)
+
+
+_KIT_ALONE: Final = {
+    "request_id": "RequestIDMiddleware",
+    "logging": "LoggingMiddleware (the kit's JSON logger)",
+    "metrics": "MetricsMiddleware (fresh registry)",
+    "tracing": "TracingMiddleware (SDK provider, every request sampled, batch processor)",
+    "problem_details": "ProblemDetailsMiddleware",
+}
+_EXCLUDABLE: Final = ("request_id", "logging", "metrics", "tracing", "auth")
+
+# (name, group, base, description, factory, tokens, principal pre-set)
+_ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], ...]] = (
+    (ASGI, "base", None, "bare pure-ASGI app", _bare_asgi, "cached", False),
+    (FASTAPI, "base", None, "bare FastAPI app, one async route", _bare_fastapi, "cached", False),
+    ("floor.passthrough", "floor", ASGI, "pure-ASGI passthrough (the floor)", _passthrough, "cached", False),
+    *(
+        (f"kit.{layer}", "kit", ASGI, text, kit_alone(layer), "cached", False)
+        for layer, text in _KIT_ALONE.items()
+    ),
+    (
+        "kit.auth.cold",
+        "kit",
+        ASGI,
+        "AuthMiddleware HS256, a fresh token per request",
+        kit_alone("auth"),
+        "cold",
+        False,
+    ),
+    (
+        "kit.auth.cached",
+        "kit",
+        ASGI,
+        "AuthMiddleware HS256, token reused (cache hit)",
+        kit_alone("auth"),
+        "cached",
+        False,
+    ),
+    ("kit.rbac", "kit", ASGI, "RequirePermission (principal pre-set)", kit_alone("rbac"), "cached", True),
+    *(
+        (
+            f"kit.{layer}.excluded",
+            "kit",
+            ASGI,
+            f"{layer} on an excluded path",
+            kit_alone(layer, excluded=True),
+            "cached",
+            False,
+        )
+        for layer in _EXCLUDABLE
+    ),
+    (
+        "kit.budget",
+        "kit",
+        ASGI,
+        "BudgetMiddleware (in-memory store, principal pre-set)",
+        budget,
+        "cached",
+        True,
+    ),
+    (
+        "kit.guards.timeout",
+        "kit",
+        ASGI,
+        "TimeoutMiddleware(timeout=30)",
+        guard("TimeoutMiddleware", timeout=30.0),
+        "cached",
+        False,
+    ),
+    (
+        "kit.guards.body_limit",
+        "kit",
+        ASGI,
+        "BodyLimitMiddleware(max_body_size=1 MiB)",
+        guard("BodyLimitMiddleware", max_body_size=1 << 20),
+        "cached",
+        False,
+    ),
+    (
+        "kit.guards.security_headers",
+        "kit",
+        ASGI,
+        "SecurityHeadersMiddleware()",
+        guard("SecurityHeadersMiddleware"),
+        "cached",
+        False,
+    ),
+    (
+        "kit.metrics.fastapi",
+        "kit",
+        FASTAPI,
+        "MetricsMiddleware around FastAPI",
+        kit_on_fastapi(["metrics"]),
+        "cached",
+        False,
+    ),
+    ("kit.stack.cold", "kit-stack", ASGI, "full kit stack, fresh tokens", kit_stack, "cold", False),
+    ("kit.stack.cached", "kit-stack", ASGI, "full kit stack, reused token", kit_stack, "cached", False),
+    (
+        "kit.stack.fastapi.cold",
+        "kit-stack",
+        FASTAPI,
+        "full kit stack around bare FastAPI, fresh tokens",
+        kit_on_fastapi(KIT_LAYERS),
+        "cold",
+        False,
+    ),
+    (
+        "kit.stack.fastapi.cached",
+        "kit-stack",
+        FASTAPI,
+        "full kit stack around bare FastAPI, reused token",
+        kit_on_fastapi(KIT_LAYERS),
+        "cached",
+        False,
+    ),
+    (
+        "peer.correlation_id",
+        "peer",
+        ASGI,
+        "asgi-correlation-id CorrelationIdMiddleware",
+        peers.correlation_id,
+        "cached",
+        False,
+    ),
+    (
+        "peer.json_log.pure_asgi",
+        "peer",
+        ASGI,
+        "hand-written pure-ASGI python-json-logger log",
+        peers.json_log_pure,
+        "cached",
+        False,
+    ),
+    (
+        "peer.json_log.base_http",
+        "peer",
+        ASGI,
+        "BaseHTTPMiddleware python-json-logger log",
+        peers.json_log_base_http,
+        "cached",
+        False,
+    ),
+    (
+        "peer.starlette_exporter",
+        "peer",
+        FASTAPI,
+        "starlette-exporter (global registry)",
+        peers.starlette_exporter,
+        "cached",
+        False,
+    ),
+    (
+        "peer.instrumentator",
+        "peer",
+        FASTAPI,
+        "prometheus-fastapi-instrumentator",
+        peers.instrumentator,
+        "cached",
+        False,
+    ),
+    (
+        "peer.otel_asgi",
+        "peer",
+        ASGI,
+        "opentelemetry-instrumentation-asgi, defaults (same provider)",
+        peers.otel_asgi,
+        "cached",
+        False,
+    ),
+    (
+        "peer.otel_asgi.server_span_only",
+        "peer",
+        ASGI,
+        "opentelemetry-instrumentation-asgi, exclude_spans=receive,send",
+        peers.otel_asgi_server_span_only,
+        "cached",
+        False,
+    ),
+    (
+        "peer.pyjwt.cold",
+        "peer",
+        FASTAPI,
+        "FastAPI dependency calling PyJWT, fresh tokens",
+        peers.pyjwt,
+        "cold",
+        False,
+    ),
+    (
+        "peer.pyjwt.cached",
+        "peer",
+        FASTAPI,
+        "FastAPI dependency calling PyJWT, reused token",
+        peers.pyjwt,
+        "cached",
+        False,
+    ),
+    (
+        "peer.stack.cold",
+        "peer-stack",
+        FASTAPI,
+        "typical FastAPI peer stack, fresh tokens",
+        peers.stack,
+        "cold",
+        False,
+    ),
+    (
+        "peer.stack.cached",
+        "peer-stack",
+        FASTAPI,
+        "typical FastAPI peer stack, reused token",
+        peers.stack,
+        "cached",
+        False,
+    ),
+)
+
+VARIANTS: Final[tuple[Variant, ...]] = tuple(
+    Variant(name, group, base, text, build, tokens, principal)
+    for name, group, base, text, build, tokens, principal in _ROWS
+)
+
+KIT_STACK_LAYERS_COLD: Final = tuple(
+    f"kit.{layer}" if layer != "auth" else "kit.auth.cold" for layer in KIT_LAYERS
+)
+KIT_STACK_LAYERS_CACHED: Final = tuple(
+    f"kit.{layer}" if layer != "auth" else "kit.auth.cached" for layer in KIT_LAYERS
+)
+PEER_STACK_LAYERS_COLD: Final = (
+    "peer.correlation_id",
+    "peer.json_log.base_http",
+    "peer.instrumentator",
+    "peer.otel_asgi",
+    "peer.pyjwt.cold",
+)
+PEER_STACK_LAYERS_CACHED: Final = (*PEER_STACK_LAYERS_COLD[:-1], "peer.pyjwt.cached")
+
+TARGETS: Final[tuple[Target, ...]] = (
+    Target(
+        "request_id",
+        "request id <= 0.3x asgi-correlation-id",
+        "kit.request_id",
+        ("peer.correlation_id",),
+        0.3,
+    ),
+    Target(
+        "access_log",
+        "access log <= 0.6x a hand-written pure-ASGI python-json-logger log",
+        "kit.logging",
+        ("peer.json_log.pure_asgi",),
+        0.6,
+    ),
+    Target(
+        "metrics",
+        "metrics <= 0.15x starlette-exporter (both around FastAPI)",
+        "kit.metrics.fastapi",
+        ("peer.starlette_exporter",),
+        0.15,
+    ),
+    Target(
+        "tracing",
+        "sampled tracing <= 0.3x opentelemetry-instrumentation-asgi",
+        "kit.tracing",
+        ("peer.otel_asgi",),
+        0.3,
+    ),
+    Target(
+        "auth_cold",
+        "cold HS256 auth <= 0.5x a PyJWT FastAPI dependency",
+        "kit.auth.cold",
+        ("peer.pyjwt.cold",),
+        0.5,
+    ),
+    Target(
+        "auth_cached",
+        "cached auth <= 0.05x a PyJWT FastAPI dependency",
+        "kit.auth.cached",
+        ("peer.pyjwt.cached",),
+        0.05,
+    ),
+    *(
+        Target(
+            f"excluded_{layer}",
+            f"{layer} on an excluded path <= 2x the pure passthrough",
+            f"kit.{layer}.excluded",
+            ("floor.passthrough",),
+            2.0,
+        )
+        for layer in ("request_id", "logging", "metrics", "tracing", "auth")
+    ),
+    Target(
+        "kit_stack_sum_cold",
+        "kit stack (cold) <= 1.05x the sum of its layers alone",
+        "kit.stack.cold",
+        KIT_STACK_LAYERS_COLD,
+        1.05,
+    ),
+    Target(
+        "kit_stack_sum_cached",
+        "kit stack (cached) <= 1.05x the sum of its layers alone",
+        "kit.stack.cached",
+        KIT_STACK_LAYERS_CACHED,
+        1.05,
+    ),
+    Target(
+        "peer_stack_sum_cold",
+        "peer stack (cold) vs the sum of its parts (the issue expects ~1.3x)",
+        "peer.stack.cold",
+        PEER_STACK_LAYERS_COLD,
+        None,
+    ),
+    Target(
+        "peer_stack_sum_cached",
+        "peer stack (cached) vs the sum of its parts",
+        "peer.stack.cached",
+        PEER_STACK_LAYERS_CACHED,
+        None,
+    ),
+    Target(
+        "stack_cold",
+        "kit stack <= 0.15x the FastAPI peer stack, every token cold",
+        "kit.stack.fastapi.cold",
+        ("peer.stack.cold",),
+        0.15,
+    ),
+    Target(
+        "stack_cached",
+        "kit stack <= 0.10x the FastAPI peer stack, tokens reused",
+        "kit.stack.fastapi.cached",
+        ("peer.stack.cached",),
+        0.10,
+    ),
+)
+
+
+def get_variants(names: Sequence[str] | None = None) -> tuple[Variant, ...]:
+    """Every registered variant, or those named (unknown names raise ``ValueError``)."""
+    if names is None:
+        return VARIANTS
+    by_name = {variant.name: variant for variant in VARIANTS}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise ValueError(f"unknown variant(s): {', '.join(missing)}")
+    return tuple(by_name[name] for name in names)
+
+
+__all__ = [
+    "TARGETS",
+    "VARIANTS",
+    "BenchContext",
+    "SkipVariant",
+    "Target",
+    "TokenMode",
+    "Variant",
+    "get_variants",
+]

@@ -1,0 +1,110 @@
+"""``asgi-kit bench``: the included overhead suite.
+
+    asgi-kit bench [--quick] [--e2e] [--rounds N] [--json FILE|-] [--plot FILE] [--only PATTERN]
+
+In-process by default (every kit layer, its peers, the stacks; see ``docs/benchmarks.md``);
+``--e2e`` adds the uvicorn run. Exit status: 0, or 1 when a variant errored (a layer that
+answers something else than 200, or fails to build), or when ``--check`` is given and a
+target failed. A skipped variant (layer or peer not installed) never fails the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _patterns(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(p.strip() for value in values or () for p in value.split(",") if p.strip())
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure what each layer costs next to the libraries it replaces",
+        description="The included overhead suite: in-process by default, --e2e adds uvicorn + wrk.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds (tiny rounds)")
+    parser.add_argument("--e2e", action="store_true", help="also run the end-to-end uvicorn benchmark")
+    parser.add_argument(
+        "--rounds", type=int, metavar="N", help="timed rounds per variant (default 30, quick 3)"
+    )
+    parser.add_argument("--batch", type=int, metavar="N", help="requests per variant per round (default 200)")
+    parser.add_argument("--warmup", type=int, metavar="N", help="discarded warm-up rounds (default 3)")
+    parser.add_argument(
+        "--gc", choices=("collect", "disable"), default="collect", help="GC during timed batches"
+    )
+    parser.add_argument("--json", metavar="FILE|-", help="write the result document as JSON ('-': stdout)")
+    parser.add_argument("--plot", metavar="FILE", help="write a PNG plot (matplotlib)")
+    parser.add_argument(
+        "--only",
+        metavar="PATTERN",
+        action="append",
+        help="fnmatch pattern(s) on variant names, comma separated",
+    )
+    parser.add_argument(
+        "--e2e-duration", type=float, metavar="S", help="seconds per e2e load run (default 8)"
+    )
+    parser.add_argument(
+        "--e2e-repeats", type=int, metavar="N", help="alternated e2e runs per app (default 3)"
+    )
+    parser.add_argument("--list", action="store_true", help="list the variants and targets, then exit")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
+    parser.set_defaults(handler=run)
+
+
+def _list() -> int:
+    from asgi_kit.bench.variants import TARGETS, VARIANTS
+
+    for variant in VARIANTS:
+        print(f"{variant.name:34} {variant.group:10} base={variant.base or '-':13} {variant.description}")
+    print()
+    for target in TARGETS:
+        limit = "info" if target.limit is None else f"<= {target.limit:g}"
+        print(f"{target.name:24} {limit:8} {target.description}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        return _list()
+    from dataclasses import replace
+
+    from asgi_kit.bench.driver import QUICK, BenchConfig, run_inprocess
+    from asgi_kit.bench.e2e import QUICK_E2E, E2EConfig, run_e2e
+    from asgi_kit.bench.report import make_console, plot, progress_bar, render, write_json
+
+    base = QUICK if args.quick else BenchConfig()
+    overrides = {
+        k: v
+        for k, v in (("rounds", args.rounds), ("batch", args.batch), ("warmup", args.warmup))
+        if v is not None
+    }
+    config = replace(base, gc_mode=args.gc, only=_patterns(args.only), **overrides)
+    console = make_console(stderr=args.json == "-")
+    with progress_bar(console, "in-process") as update:
+        result = run_inprocess(config, progress=update)
+    if args.e2e:
+        e2e_config = QUICK_E2E if args.quick else E2EConfig()
+        e2e_overrides = {
+            k: v for k, v in (("duration", args.e2e_duration), ("repeats", args.e2e_repeats)) if v is not None
+        }
+        with progress_bar(console, "end-to-end") as update:
+            result["e2e"] = run_e2e(replace(e2e_config, **e2e_overrides), progress=update)
+    render(result, console)
+    if args.json:
+        write_json(result, args.json)
+    if args.plot:
+        plot(result, args.plot)
+        console.print(f"plot written to {args.plot}")
+    errored = [row["name"] for row in result["variants"] if row["status"] == "error"]
+    if errored:
+        console.print(f"[red]errored variants: {', '.join(errored)}[/red]")
+        return 1
+    targets = [*result["targets"], *(result["e2e"] or {}).get("targets", [])]
+    if args.check and any(row["passed"] is False for row in targets):
+        return 1
+    return 0
+
+
+__all__ = ["register", "run"]

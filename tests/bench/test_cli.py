@@ -1,0 +1,95 @@
+"""``asgi-kit bench``: options, outputs and exit status, driven through ``asgi_kit.cli.main``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from asgi_kit.bench import driver
+from asgi_kit.bench._apps import bare_asgi_app
+from asgi_kit.bench.variants import Variant
+from asgi_kit.cli import main
+
+FAST = ["--quick", "--rounds", "1", "--batch", "2", "--warmup", "0"]
+
+
+def test_quick_run_writes_json_and_plot(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """A quick run of a few variants prints the table and writes the JSON and the PNG."""
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    code = main(
+        [
+            "bench",
+            *FAST,
+            "--only",
+            "kit.request_id,peer.correlation_id",
+            "--json",
+            str(out),
+            "--plot",
+            str(png),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "kit.request_id" in printed and "request id <= 0.3x" in printed
+    document = json.loads(out.read_text())
+    assert {row["name"] for row in document["variants"]} == {
+        "bare.asgi",
+        "kit.request_id",
+        "peer.correlation_id",
+    }
+    assert document["config"]["only"] == ["kit.request_id", "peer.correlation_id"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_json_to_stdout_keeps_stdout_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    """--json - prints only the document on stdout; the table goes to stderr."""
+    assert main(["bench", *FAST, "--only", "floor.*", "--json", "-", "--gc", "disable"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["config"]["gc_mode"] == "disable"
+    assert "floor.passthrough" in captured.err
+
+
+def test_list_names_variants_and_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    """--list prints every variant and target without measuring anything."""
+    assert main(["bench", "--list"]) == 0
+    printed = capsys.readouterr().out
+    assert "kit.stack.fastapi.cached" in printed and "stack_cold" in printed
+
+
+def test_unknown_pattern_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """--only that matches nothing exits 2 with the reason."""
+    assert main(["bench", *FAST, "--only", "no.such.*"]) == 2
+    assert "matches no variant" in capsys.readouterr().err
+
+
+def test_errored_variant_fails_the_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A variant that errors makes the exit status 1 (so CI notices a layer that rotted)."""
+
+    def broken(ctx: Any) -> Any:
+        raise TypeError("layer changed shape")
+
+    variants = (
+        Variant("bare.asgi", "base", None, "bare", lambda ctx: bare_asgi_app),
+        Variant("kit.broken", "kit", "bare.asgi", "broken", broken),
+    )
+    monkeypatch.setattr(driver, "VARIANTS", variants)
+    assert main(["bench", *FAST]) == 1
+    assert "errored variants: kit.broken" in capsys.readouterr().out
+
+
+def test_check_fails_on_a_failed_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--check turns a failed target into exit status 1; without it the run still passes."""
+    monkeypatch.setattr(
+        driver,
+        "evaluate_targets",
+        lambda overheads, targets=(): [
+            {"name": "t", "description": "t", "measured": 9.0, "limit": 1.0, "passed": False}
+        ],
+    )
+    assert main(["bench", *FAST, "--only", "floor.*"]) == 0
+    assert main(["bench", *FAST, "--only", "floor.*", "--check"]) == 1
