@@ -29,7 +29,10 @@ class ProblemDetailsMiddleware:
         app: the wrapped ASGI app.
         debug: add the exception type, message and traceback to the 500 body. Never in production.
         reraise: re-raise unexpected exceptions after answering (default), so the server logs
-            them and test clients raise; set ``False`` to swallow them once answered.
+            them and test clients raise; set ``False`` to swallow them once answered (also an
+            exception raised after the app's own complete response, as Starlette re-raises
+            after its 500). An exception in the middle of a body is always re-raised: the
+            server must cut the connection, or the client would take a truncated body for whole.
         logger: where unexpected exceptions are logged (``asgi_kit.errors`` by default).
     """
 
@@ -56,11 +59,14 @@ class ProblemDetailsMiddleware:
             return
 
         response_started = False
+        response_complete = False
 
         async def send_tracking_start(message: Message) -> None:
-            nonlocal response_started
+            nonlocal response_started, response_complete
             if message["type"] == "http.response.start":
                 response_started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                response_complete = True
             await send(message)
 
         try:
@@ -73,6 +79,12 @@ class ProblemDetailsMiddleware:
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:
+            if response_complete and not self._reraise:
+                # Frameworks answer their own 500 and then re-raise for the server's log
+                # (Starlette's ServerErrorMiddleware). The client has its whole response:
+                # log once and keep the connection alive rather than have the server cut it.
+                self._log_after_start(scope, exc)
+                return
             if response_started:
                 self._log_after_start(scope, exc)
                 raise

@@ -104,3 +104,21 @@ def test_bad_options_fail_at_construction(option: str, value: object) -> None:
     """Options are type-checked at construction, naming the option."""
     with pytest.raises(TypeError, match=option):
         ProblemDetailsMiddleware(bare_app(), **{option: value})  # type: ignore[arg-type]
+
+
+async def test_exception_after_complete_response_is_swallowed_without_reraise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With reraise=False, an exception after a complete response is logged, not propagated."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b"framework 500"})
+        raise RuntimeError("re-raised for the server log")
+
+    with caplog.at_level(logging.ERROR):
+        send = await call_app(ProblemDetailsMiddleware(app, reraise=False))
+    assert send.status == 500 and send.body == b"framework 500"
+    assert "after the response started" in caplog.text
+    with pytest.raises(RuntimeError):
+        await call_app(ProblemDetailsMiddleware(app))

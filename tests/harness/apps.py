@@ -10,13 +10,33 @@ arrives before the handler finishes), ``GET /boom`` (raises with a DSN in the me
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Any
 
 from asgi_kit._asgi.principal import get_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit.errors import NOT_FOUND, new_problem_details, write_problem_details
 
 FRAMEWORKS = ("bare", "starlette", "fastapi", "litestar")
+#: set by the /ok handler, so tests can see an app's contextvar in the kit's log records
+APP_CONTEXT: ContextVar[str | None] = ContextVar("harness_app_context", default=None)
+APP_CONTEXT_VALUE = "set-by-app"
+#: /background?id=X sets BACKGROUND_DONE[X] after the response was sent
+BACKGROUND_DONE: dict[str, threading.Event] = {}
+
+
+def _background_event(key: str) -> threading.Event:
+    return BACKGROUND_DONE.setdefault(key, threading.Event())
+
+
+async def background_job(key: str) -> None:
+    # Long enough that a test can see the response arrive before the job finishes.
+    await asyncio.sleep(0.3)
+    _background_event(key).set()
+
+
 BOOM_MESSAGE = "boom: could not reach postgresql://u:s3cr3t@h/db"
 SSE_EVENTS = 3
 SSE_PAUSE = 0.4
@@ -72,12 +92,23 @@ def bare_app() -> ASGIApp:
                 await send({"type": "websocket.send", "text": message.get("text") or ""})
         if path == "/ok":
             scope["asgi_kit.route"] = "/ok"
+            APP_CONTEXT.set(APP_CONTEXT_VALUE)
             await respond_json(send, 200, {"ok": True, "user": _who(scope)})
+        elif path == "/background":
+            scope["asgi_kit.route"] = "/background"
+            key = scope.get("query_string", b"").decode().partition("id=")[2]
+            await respond_json(send, 200, {"scheduled": key})
+            await background_job(key)
         elif path.startswith("/items/") and path.count("/") == 2:
             scope["asgi_kit.route"] = "/items/{item_id}"
             raw = path.rsplit("/", 1)[1]
             if not raw.isdigit():
-                await respond_json(send, 422, {"detail": "item_id must be an integer"})
+                invalid = new_problem_details(
+                    422,
+                    detail="Request validation failed",
+                    errors=[{"loc": ["path", "item_id"], "type": "int_parsing"}],
+                )
+                await write_problem_details(send, invalid, scope=scope)
                 return
             await respond_json(send, 200, {"item_id": int(raw)})
         elif path == "/stream":
@@ -96,23 +127,33 @@ def bare_app() -> ASGIApp:
             scope["asgi_kit.route"] = "/boom"
             raise RuntimeError(BOOM_MESSAGE)
         else:
-            await respond_json(send, 404, {"detail": "Not Found"})
+            await write_problem_details(send, NOT_FOUND, scope=scope)
 
     return app
 
 
 def starlette_app(**kwargs: Any) -> ASGIApp:
     from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
+    from starlette.exceptions import HTTPException
     from starlette.requests import Request
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route, WebSocketRoute
     from starlette.websockets import WebSocket
 
     async def ok(request: Request) -> JSONResponse:
+        APP_CONTEXT.set(APP_CONTEXT_VALUE)
         return JSONResponse({"ok": True, "user": _who(request.scope)})
 
     async def item(request: Request) -> JSONResponse:
-        return JSONResponse({"item_id": request.path_params["item_id"]})
+        raw = request.path_params["item_id"]
+        if not raw.isdigit():  # Starlette has no validation layer: the handler checks, as users do
+            raise HTTPException(status_code=422, detail="item_id must be an integer")
+        return JSONResponse({"item_id": int(raw)})
+
+    async def background(request: Request) -> JSONResponse:
+        key = request.query_params.get("id", "")
+        return JSONResponse({"scheduled": key}, background=BackgroundTask(background_job, key))
 
     async def stream(request: Request) -> StreamingResponse:
         return StreamingResponse(sse_events(), media_type="text/event-stream")
@@ -130,23 +171,30 @@ def starlette_app(**kwargs: Any) -> ASGIApp:
 
     routes = [
         Route("/ok", ok),
-        Route("/items/{item_id:int}", item),
+        Route("/items/{item_id}", item),
         Route("/stream", stream),
         Route("/boom", boom),
+        Route("/background", background),
         WebSocketRoute("/ws", ws),
     ]
     return Starlette(routes=routes, **kwargs)
 
 
 def fastapi_app(**kwargs: Any) -> ASGIApp:
-    from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+    from fastapi import BackgroundTasks, FastAPI, Request, WebSocket, WebSocketDisconnect
     from fastapi.responses import StreamingResponse
 
     app = FastAPI(**kwargs)
 
     @app.get("/ok")
     async def ok(request: Request) -> dict[str, Any]:
+        APP_CONTEXT.set(APP_CONTEXT_VALUE)
         return {"ok": True, "user": _who(request.scope)}
+
+    @app.get("/background")
+    async def background(id: str, tasks: BackgroundTasks) -> dict[str, str]:
+        tasks.add_task(background_job, id)
+        return {"scheduled": id}
 
     @app.get("/items/{item_id}")
     async def item(item_id: int) -> dict[str, int]:
@@ -173,18 +221,26 @@ def fastapi_app(**kwargs: Any) -> ASGIApp:
 
 
 def litestar_app(**kwargs: Any) -> ASGIApp:
-    from litestar import Litestar, Request, get, websocket
+    from litestar import Litestar, Request, Response, get, websocket
+    from litestar.background_tasks import BackgroundTask
     from litestar.connection import WebSocket
-    from litestar.exceptions import WebSocketDisconnect
+    from litestar.exceptions import ValidationException, WebSocketDisconnect
     from litestar.response import Stream
 
     @get("/ok", sync_to_thread=False)
     def ok(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        APP_CONTEXT.set(APP_CONTEXT_VALUE)
         return {"ok": True, "user": _who(request.scope)}  # type: ignore[arg-type]
 
-    @get("/items/{item_id:int}", sync_to_thread=False)
-    def item(item_id: int) -> dict[str, int]:
-        return {"item_id": item_id}
+    @get("/background", sync_to_thread=False)
+    def background(id: str) -> Response[dict[str, str]]:
+        return Response({"scheduled": id}, background=BackgroundTask(background_job, id))
+
+    @get("/items/{item_id:str}", sync_to_thread=False)
+    def item(item_id: str) -> dict[str, int]:
+        if not item_id.isdigit():  # Litestar answers a path-type mismatch with 404: validate here
+            raise ValidationException(detail="item_id must be an integer", extra=[{"key": "item_id"}])
+        return {"item_id": int(item_id)}
 
     @get("/stream", sync_to_thread=False)
     def stream() -> Stream:
@@ -205,8 +261,16 @@ def litestar_app(**kwargs: Any) -> ASGIApp:
 
     kwargs.setdefault("debug", False)
     # Handlers are defined locally under postponed annotations: tell Litestar the names.
-    namespace = {"Stream": Stream, "Request": Request, "WebSocket": WebSocket, "Any": Any}
-    return Litestar(route_handlers=[ok, item, stream, boom, ws], signature_namespace=namespace, **kwargs)
+    namespace = {
+        "Stream": Stream,
+        "Request": Request,
+        "WebSocket": WebSocket,
+        "Any": Any,
+        "Response": Response,
+    }
+    return Litestar(
+        route_handlers=[ok, item, stream, boom, background, ws], signature_namespace=namespace, **kwargs
+    )
 
 
 def build_app(framework: str, **kwargs: Any) -> ASGIApp:
