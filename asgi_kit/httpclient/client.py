@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -359,70 +359,11 @@ class HTTPClient:
         attempt = 0
         while True:
             attempt += 1
-            budget, cut_by_deadline = call.timeouts.attempt, False
-            if call.deadline_at is not None:
-                remaining = call.deadline_at - self._clock.monotonic()
-                if remaining <= 0:
-                    raise DeadlineExceeded(
-                        f"{call.method} {call.safe_url}: deadline exceeded",
-                        method=call.method,
-                        url=call.safe_url,
-                        attempts=attempt - 1,
-                    )
-                if remaining < budget:
-                    budget, cut_by_deadline = remaining, True
-            started = time.perf_counter()
-            raw: aiohttp.ClientResponse | None = None
-            error: TransportError | None = None
-            sent = True
-            content: bytes | None = None
-            handed_over = False
-            try:
-                async with asyncio.timeout(budget):
-                    raw = await self._send(call, stream=stream)
-                    if not stream or self._worth_retrying(call, raw.status, raw.headers):
-                        content = await raw.read()
-                        raw.release()
-                    else:
-                        handed_over = True
-            except TimeoutError as exc:
-                if isinstance(exc, aiohttp.ConnectionTimeoutError):
-                    error, sent = self._error(ConnectError, call, attempt, f"connect timeout: {exc}"), False
-                else:
-                    cls = DeadlineExceeded if cut_by_deadline else AttemptTimeout
-                    error = self._error(cls, call, attempt, f"no response within {budget:.3g}s")
-                error.__cause__ = exc
-            except aiohttp.ClientConnectorError as exc:  # refused, DNS: the request never left
-                error, sent = self._error(ConnectError, call, attempt, str(exc)), False
-                error.__cause__ = exc
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                error = self._error(NetworkError, call, attempt, f"{type(exc).__name__}: {exc}")
-                error.__cause__ = exc
-            except aiohttp.ClientError as exc:  # invalid URL and the like: a bug, never retried
-                raise self._error(HTTPClientError, call, attempt, f"{type(exc).__name__}: {exc}") from exc
-            finally:
-                # Cancellation, errors and retries alike: never leave a connection checked out.
-                if raw is not None and content is None and not handed_over:
-                    raw.close()
-            elapsed = time.perf_counter() - started
-
+            raw, content, error, elapsed = await self._attempt(call, attempt, stream=stream)
             if error is not None:
-                retryable = not sent or call.method_retryable
-                if not retryable or attempt > call.policy.max_retries:
-                    self._report(call, attempt, None, error, elapsed, False, 0.0)
-                    raise error
-                delay = next(schedule)
-                if call.deadline_at is not None and self._clock.monotonic() + delay >= call.deadline_at:
-                    self._report(call, attempt, None, error, elapsed, False, 0.0)
-                    if isinstance(error, DeadlineExceeded):
-                        raise error
-                    raise self._error(DeadlineExceeded, call, attempt, "deadline exceeded") from error
-                self._report(call, attempt, None, error, elapsed, True, delay)
-                await self._clock.sleep(delay)
-                continue
-
-            assert raw is not None  # for mypy: no error means a response arrived
-            if content is None:  # a stream whose status is final: hand it over open
+                delay = self._delay_after_error(call, attempt, error, schedule, elapsed)
+            elif content is None:  # a stream whose status is final: hand it over open
+                assert raw is not None  # for mypy: no error and no content means an open response
                 self._report(call, attempt, raw.status, None, elapsed, False, 0.0)
                 return StreamResponse(
                     raw=raw,
@@ -433,39 +374,20 @@ class HTTPClient:
                     method=call.method,
                     attempts=attempt,
                 )
-            response = Response(
-                status=raw.status,
-                headers=raw.headers,
-                content=content,
-                url=_safe_url(raw.url),
-                method=call.method,
-                attempts=attempt,
-            )
-            retry_now = (
-                attempt <= call.policy.max_retries
-                and self._worth_retrying(call, raw.status, raw.headers)
-                and not (call.policy.give_up is not None and call.policy.give_up(response))
-            )
-            delay = 0.0
-            if retry_now:
-                hinted = retry_after_seconds(raw.headers, now=self._clock.time())
-                if hinted is not None and hinted > call.policy.max_retry_after:
-                    self._report(call, attempt, raw.status, None, elapsed, False, 0.0)
-                    raise RetryAfterTooLong(
-                        f"{call.method} {call.safe_url}: server asked to wait {hinted:g}s, "
-                        f"more than max_retry_after={call.policy.max_retry_after:g}s",
-                        retry_after=hinted,
-                        response=response,
-                        method=call.method,
-                        url=call.safe_url,
-                        attempts=attempt,
-                    )
-                delay = next(schedule) if hinted is None else hinted
-                if call.deadline_at is not None and self._clock.monotonic() + delay >= call.deadline_at:
-                    retry_now = False  # waiting would outlive the deadline: the caller gets this answer now
-            self._report(call, attempt, raw.status, None, elapsed, retry_now, delay if retry_now else 0.0)
-            if not retry_now:
-                if stream:
+            else:
+                assert raw is not None
+                response = Response(
+                    status=raw.status,
+                    headers=raw.headers,
+                    content=content,
+                    url=_safe_url(raw.url),
+                    method=call.method,
+                    attempts=attempt,
+                )
+                wait = self._delay_after_response(call, attempt, response, schedule, elapsed)
+                if wait is None:
+                    if not stream:
+                        return response
                     return StreamResponse(
                         raw=None,
                         content=content,
@@ -475,8 +397,101 @@ class HTTPClient:
                         method=call.method,
                         attempts=attempt,
                     )
-                return response
+                delay = wait
             await self._clock.sleep(delay)
+
+    async def _attempt(
+        self, call: _Call, attempt: int, *, stream: bool
+    ) -> tuple[aiohttp.ClientResponse | None, bytes | None, TransportError | None, float]:
+        """One attempt: ``(response, body, error, seconds)``; the response is released unless streamed."""
+        budget, cut_by_deadline = call.timeouts.attempt, False
+        if call.deadline_at is not None:
+            remaining = call.deadline_at - self._clock.monotonic()
+            if remaining <= 0:
+                raise self._error(DeadlineExceeded, call, attempt - 1, "deadline exceeded")
+            if remaining < budget:
+                budget, cut_by_deadline = remaining, True
+        started = time.perf_counter()
+        raw: aiohttp.ClientResponse | None = None
+        error: TransportError | None = None
+        content: bytes | None = None
+        handed_over = False
+        try:
+            async with asyncio.timeout(budget):
+                raw = await self._send(call, stream=stream)
+                if not stream or self._worth_retrying(call, raw.status, raw.headers):
+                    content = await raw.read()
+                    raw.release()
+                else:
+                    handed_over = True
+        except TimeoutError as exc:
+            if isinstance(exc, aiohttp.ConnectionTimeoutError):  # no connection: the request never left
+                error = self._error(ConnectError, call, attempt, f"connect timeout: {exc}")
+            else:
+                cls = DeadlineExceeded if cut_by_deadline else AttemptTimeout
+                error = self._error(cls, call, attempt, f"no response within {budget:.3g}s")
+            error.__cause__ = exc
+        except aiohttp.ClientConnectorError as exc:  # refused, DNS: the request never left
+            error = self._error(ConnectError, call, attempt, str(exc))
+            error.__cause__ = exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            error = self._error(NetworkError, call, attempt, f"{type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+        except aiohttp.ClientError as exc:  # invalid URL and the like: a bug, never retried
+            raise self._error(HTTPClientError, call, attempt, f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            # Cancellation, errors and retries alike: never leave a connection checked out.
+            if raw is not None and content is None and not handed_over:
+                raw.close()
+        return raw, content, error, time.perf_counter() - started
+
+    def _delay_after_error(
+        self, call: _Call, attempt: int, error: TransportError, schedule: Iterator[float], elapsed: float
+    ) -> float:
+        """The wait before retrying after a transport error; raises when the call gives up."""
+        # A connection that was never made carried nothing: retrying it is safe for any method.
+        retryable = isinstance(error, ConnectError) or call.method_retryable
+        if not retryable or attempt > call.policy.max_retries:
+            self._report(call, attempt, None, error, elapsed, False, 0.0)
+            raise error
+        delay = next(schedule)
+        if call.deadline_at is not None and self._clock.monotonic() + delay >= call.deadline_at:
+            self._report(call, attempt, None, error, elapsed, False, 0.0)
+            if isinstance(error, DeadlineExceeded):
+                raise error
+            raise self._error(DeadlineExceeded, call, attempt, "deadline exceeded") from error
+        self._report(call, attempt, None, error, elapsed, True, delay)
+        return delay
+
+    def _delay_after_response(
+        self, call: _Call, attempt: int, response: Response, schedule: Iterator[float], elapsed: float
+    ) -> float | None:
+        """The wait before retrying after a response, or ``None`` to return it; raises past the cap."""
+        policy = call.policy
+        retry = (
+            attempt <= policy.max_retries
+            and self._worth_retrying(call, response.status, response.headers)
+            and not (policy.give_up is not None and policy.give_up(response))
+        )
+        delay = 0.0
+        if retry:
+            hinted = retry_after_seconds(response.headers, now=self._clock.time())
+            if hinted is not None and hinted > policy.max_retry_after:
+                self._report(call, attempt, response.status, None, elapsed, False, 0.0)
+                raise RetryAfterTooLong(
+                    f"{call.method} {call.safe_url}: server asked to wait {hinted:g}s, "
+                    f"more than max_retry_after={policy.max_retry_after:g}s",
+                    retry_after=hinted,
+                    response=response,
+                    method=call.method,
+                    url=call.safe_url,
+                    attempts=attempt,
+                )
+            delay = next(schedule) if hinted is None else hinted
+            # Waiting would outlive the deadline: the caller gets this answer now.
+            retry = call.deadline_at is None or self._clock.monotonic() + delay < call.deadline_at
+        self._report(call, attempt, response.status, None, elapsed, retry, delay if retry else 0.0)
+        return delay if retry else None
 
     def _worth_retrying(self, call: _Call, status: int, headers: Mapping[str, str]) -> bool:
         if not call.method_retryable:
