@@ -8,10 +8,13 @@ import string
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
-from asgi_kit.metrics import HTTPMetrics, MetricsMiddleware, register_metrics
+from asgi_kit.metrics import OTHER_METHOD, HTTPMetrics, MetricsMiddleware, register_metrics
+from asgi_kit.metrics.metrics import KNOWN_METHODS
 from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
 from tests.harness.contract import MiddlewareContract
 
@@ -248,3 +251,26 @@ async def test_settings_section_options_fit_the_middleware() -> None:
     assert response.status == 200
     assert b"http_requests_total" in response.body
     assert layer.metrics.series_count == 1
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1, max_size=10), st.text(alphabet=string.printable, max_size=30)),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_arbitrary_methods_and_paths_keep_labels_bounded(requests: list[tuple[str, str]]) -> None:
+    """Whatever methods and paths clients send, method is known or _OTHER and route is one value."""
+    layer = MetricsMiddleware(routed_app(None, status=404))
+
+    async def drive() -> None:
+        for method, path in requests:
+            await layer(make_scope("/" + path, method=method), StrictReceive(), RecordingSend())
+
+    asyncio.run(drive())
+    for family in layer.metrics.registry.collect():
+        for s in family.samples:
+            assert s.labels.get("method", "GET") in KNOWN_METHODS | {OTHER_METHOD}
+            assert s.labels.get("route", UNMATCHED_ROUTE) == UNMATCHED_ROUTE
+    assert layer.metrics.series_count <= len(KNOWN_METHODS) + 1
