@@ -3,13 +3,17 @@
 Every metric lives on a registry you pass in (or a fresh one), never on prometheus-client's
 global default registry, so two apps in one process never clash and tests start clean.
 
-The request path is kept to one dict lookup plus three updates: prometheus-client's
-``labels()`` costs more than everything else a request does here, so the labelled children
-are built once per ``(method, route, status)`` and cached on the :class:`HTTPMetrics` object.
+A request costs one dict lookup and one update of its series: prometheus-client's
+``labels()`` costs more than everything else a request does here, so each
+``(method, route, status)`` resolves to its series once and is cached on the
+:class:`HTTPMetrics` object. In one process a series is a few plain numbers behind one lock
+(:mod:`asgi_kit.metrics.collector`); in multiprocess mode it holds prometheus-client's
+labelled children, which write to the mmap files the exposition adds up.
+
 The cache is bounded because every label is: unknown methods collapse to
 :data:`OTHER_METHOD`, unmatched paths to :data:`~asgi_kit._asgi.routes.UNMATCHED_ROUTE`,
 statuses outside 100-599 to :data:`OTHER_STATUS`, and past ``max_label_sets`` distinct label
-sets new routes collapse to :data:`OVERFLOW_ROUTE` (the same guard, and the same default
+sets new ones go to the route :data:`OVERFLOW_ROUTE` (the same guard, and the same default
 limit of 2000, as the OpenTelemetry metrics SDK's cardinality limit).
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from time import perf_counter
 
@@ -11,6 +12,8 @@ from asgi_kit._asgi.routes import RouteResolver, route_template_or_unmatched
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.metrics.exposition import metrics_app
 from asgi_kit.metrics.metrics import HTTPMetrics, register_metrics
+
+logger = logging.getLogger("asgi_kit.metrics")
 
 #: Recorded when the client went away before any response started (nginx's convention).
 CLIENT_CLOSED_STATUS = 499
@@ -116,9 +119,12 @@ class MetricsMiddleware:
             metrics.request_finished()
             if disconnected and not started:
                 status = CLIENT_CLOSED_STATUS
-            metrics.observe(
-                scope["method"], route_template_or_unmatched(scope, self._resolver), status, duration, size
-            )
+            try:
+                route = route_template_or_unmatched(scope, self._resolver)
+                metrics.observe(scope["method"], route, status, duration, size)
+            except Exception:
+                # Recording must never fail (or mask the outcome of) the request it describes.
+                logger.exception("could not record metrics for this request")
 
 
 __all__ = ["CLIENT_CLOSED_STATUS", "MetricsMiddleware"]

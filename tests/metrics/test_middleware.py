@@ -274,3 +274,16 @@ def test_arbitrary_methods_and_paths_keep_labels_bounded(requests: list[tuple[st
             assert s.labels.get("method", "GET") in KNOWN_METHODS | {OTHER_METHOD}
             assert s.labels.get("route", UNMATCHED_ROUTE) == UNMATCHED_ROUTE
     assert layer.metrics.series_count <= len(KNOWN_METHODS) + 1
+
+
+async def test_a_failing_route_resolver_never_fails_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    """If recording fails, the response is untouched and the failure is logged once."""
+
+    def broken(scope: Scope) -> str:
+        raise LookupError("resolver bug")
+
+    layer = MetricsMiddleware(routed_app(), route_resolver=broken)
+    response = await call_app(layer)
+    assert (response.status, response.body) == (200, b"ok")
+    assert [r.name for r in caplog.records] == ["asgi_kit.metrics"]
+    assert layer.metrics.series_count == 0
