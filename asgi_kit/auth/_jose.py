@@ -12,12 +12,12 @@ import binascii
 import json
 import math
 import re
-from base64 import urlsafe_b64decode, urlsafe_b64encode
 from typing import Any, Final
 
 from asgi_kit.auth.errors import MalformedTokenError
 
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+_TO_STANDARD: Final = str.maketrans("-_", "+/")
 
 
 class _DuplicateMemberError(ValueError):
@@ -41,21 +41,24 @@ def b64url_decode(segment: str) -> bytes:
     """Decode one unpadded base64url segment, refusing any character outside the alphabet."""
     if len(segment) % 4 == 1 or _B64URL.fullmatch(segment) is None:
         raise MalformedTokenError("segment is not base64url")
+    standard = segment.translate(_TO_STANDARD) + "=" * (-len(segment) % 4)
     try:
-        data = urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        data = binascii.a2b_base64(standard, strict_mode=True)
     except (binascii.Error, ValueError):
         raise MalformedTokenError("segment is not base64url") from None
     # Refuse non-canonical encodings (unused trailing bits set): one token, one spelling.
-    if urlsafe_b64encode(data).rstrip(b"=") != segment.encode("ascii"):
+    if binascii.b2a_base64(data, newline=False).decode("ascii") != standard:
         raise MalformedTokenError("segment is not canonical base64url")
     return data
+
+
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 
 def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
     """Parse ``raw`` as a UTF-8 JSON object with unique member names and no NaN/Infinity."""
     try:
-        text = raw.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+        value = _DECODER.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedTokenError(f"{what} is not a strict JSON object") from None
     if not isinstance(value, dict):

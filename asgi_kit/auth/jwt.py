@@ -66,6 +66,7 @@ ACCESS: Final[TokenType] = "access"
 TYP_HEADERS: Final[dict[str, str]] = {"access": "at+jwt", "refresh": "refresh+jwt"}
 _FORBIDDEN_HEADERS: Final = frozenset({"jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "zip", "enc"})
 _MAX_CLAIM_LENGTH: Final = 1024
+_HEADER_CACHE_SIZE: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +270,7 @@ class JWTManager:
             self.jwks.algorithms if self.jwks is not None else frozenset()
         )
         self._typ = {t: (v, v.lower()) for t, v in TYP_HEADERS.items()}
+        self._header_cache: dict[tuple[str, str], dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         cfg = self.config
@@ -388,8 +390,21 @@ class JWTManager:
         if len(parts) != 3:
             raise MalformedTokenError("not a compact JWS")
         header_segment, payload_segment, signature_segment = parts
-        header = strict_json_object(b64url_decode(header_segment), "header")
+        # Decoding and checking a header is a pure function of its segment, and one issuer's
+        # headers repeat: remember the outcome (bounded; refused headers are never stored).
+        cache_key = (token_type, header_segment)
+        header = self._header_cache.get(cache_key)
+        if header is None:
+            header = self._check_header(header_segment, token_type)
+            if len(self._header_cache) >= _HEADER_CACHE_SIZE:
+                self._header_cache.clear()
+            self._header_cache[cache_key] = header
         signature = b64url_decode(signature_segment)
+        signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
+        return header, signing_input, signature, payload_segment
+
+    def _check_header(self, header_segment: str, token_type: TokenType) -> dict[str, Any]:
+        header = strict_json_object(b64url_decode(header_segment), "header")
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise UnsupportedAlgorithmError("algorithm not allowed")
@@ -404,8 +419,7 @@ class JWTManager:
         kid = header.get("kid")
         if kid is not None and (not isinstance(kid, str) or len(kid) > MAX_KID_LENGTH):
             raise MalformedTokenError("bad kid")
-        signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
-        return header, signing_input, signature, payload_segment
+        return header
 
     def _static_key(self, header: Mapping[str, Any]) -> VerificationKey | None:
         kid = header.get("kid")

@@ -485,3 +485,18 @@ def test_revocation_store_validates_options() -> None:
     """purge_threshold must be a positive int."""
     with pytest.raises(ValueError, match="purge_threshold"):
         InMemoryTokenRevocationStore(purge_threshold=0)
+
+
+async def test_header_cache_is_bounded_and_per_token_type() -> None:
+    """Remembered headers never let an access header pass as refresh, and the memory stays bounded."""
+    clock = Clock()
+    manager = hs_manager(clock)
+    pair = manager.generate_token_pair("u", "o", "org_user")
+    assert await manager.validate_jwt(pair.access_token)
+    with pytest.raises(WrongTokenTypeError):
+        await manager.validate_jwt(pair.access_token, token_type="refresh")
+    for i in range(600):
+        with pytest.raises(UnknownKeyError):
+            await manager.validate_jwt(forge_hs(header_for(manager, kid=f"k{i}"), good_claims(clock)))
+    assert len(manager._header_cache) <= 256
+    assert (await manager.validate_jwt(pair.access_token)).sub == "u"
