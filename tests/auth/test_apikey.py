@@ -276,3 +276,18 @@ async def test_expired_key_through_middleware_is_401() -> None:
     )
     assert response.status == 401
     assert response.header("www-authenticate") == 'Bearer realm="api", error="invalid_token"'
+
+
+_KEY_FOR_PROPERTY = generate_api_key()
+_PROPERTY_STORE = InMemoryAPIKeyStore([record_for(_KEY_FOR_PROPERTY)])
+_PROPERTY_APP = AuthMiddleware(whoami_app, api_keys=_PROPERTY_STORE)
+
+
+@given(st.binary(max_size=300))
+async def test_any_api_key_header_bytes_give_401_never_a_crash(value: bytes) -> None:
+    """Arbitrary X-API-Key bytes are refused with a 401 problem and never reach the store unless well-formed."""
+    before = _PROPERTY_STORE.lookups
+    response = await call_app(_PROPERTY_APP, make_scope(headers=[(b"x-api-key", value)]))
+    assert response.status == 401
+    if _PROPERTY_STORE.lookups != before:
+        parse_api_key(value.strip(b" \t"))  # only well-formed keys with a valid checksum were looked up
