@@ -496,6 +496,8 @@ class HTTPClient:
     def _worth_retrying(self, call: _Call, status: int, headers: Mapping[str, str]) -> bool:
         if not call.method_retryable:
             return False
+        if status < 400:  # a success is never retried, whatever the headers say
+            return status in call.policy.retry_statuses
         hint = should_retry_hint(headers)
         if hint is not None:
             return hint
@@ -559,7 +561,7 @@ class HTTPClient:
             will_retry=will_retry,
             delay=delay,
         )
-        failed = error is not None or (status is not None and status >= 500)
+        failed = error is not None or (status is not None and (status >= 500 or status == 429))
         level = logging.INFO if will_retry else logging.WARNING if failed else logging.DEBUG
         if self._logger.isEnabledFor(level):
             self._logger.log(

@@ -204,15 +204,18 @@ class FakeOpenAI:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
         extra = {"usage": None} if include_usage else {}
-        await event([delta_choice({"role": "assistant", "content": "", "refusal": None})], **extra)
-        for token in tokens:
-            if self.token_delay:
-                await asyncio.sleep(self.token_delay)
-            await event([delta_choice({"content": token})], **extra)
-        await event([delta_choice({}, finish)], **extra)
-        if include_usage:
-            await event([], usage=usage)
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+        try:
+            await event([delta_choice({"role": "assistant", "content": "", "refusal": None})], **extra)
+            for token in tokens:
+                if self.token_delay:
+                    await asyncio.sleep(self.token_delay)
+                await event([delta_choice({"content": token})], **extra)
+            await event([delta_choice({}, finish)], **extra)
+            if include_usage:
+                await event([], usage=usage)
+            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+        except OSError:  # the client went away mid-stream (uvicorn's ClientDisconnected): stop quietly
+            return
 
     def _embeddings(self, body: Any) -> dict[str, Any]:
         model = self._model(body.get("model"))

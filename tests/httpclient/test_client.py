@@ -19,6 +19,7 @@ from asgi_kit.httpclient import (
     HTTPClient,
     HTTPClientError,
     HTTPStatusError,
+    Limits,
     NetworkError,
     RetryAfterTooLong,
     RetryPolicy,
@@ -538,3 +539,22 @@ async def test_usage_errors() -> None:
         with pytest.raises(TypeError, match="json"):
             await client.post("http://127.0.0.1/", json={}, data=b"")
     assert client.connections_in_use == 0
+
+
+async def test_success_is_never_retried_even_if_the_server_says_so(upstream: ScriptedServer) -> None:
+    """x-should-retry: true on a 200 does not retry; a streamed 200 is handed over unread."""
+    upstream.script("/x", reply(200, "fine", headers={"x-should-retry": "true"}))
+    async with make(upstream) as client:
+        assert (await client.get("/x")).attempts == 1
+        async with client.stream("GET", "/x") as response:
+            assert response.attempts == 1 and await response.read() == b"fine"
+    assert len(upstream.hits("/x")) == 2
+
+
+async def test_concurrent_calls_share_the_pool_without_leaks(upstream: ScriptedServer) -> None:
+    """Twenty interleaved calls with retries all succeed and leave no connection checked out."""
+    upstream.script("/x", reply(503), reply(200, "ok"))
+    async with make(upstream, limits=Limits(max_connections=4)) as client:
+        responses = await asyncio.gather(*(client.get("/x") for _ in range(20)))
+        assert client.connections_in_use == 0
+    assert {r.status for r in responses} == {200} and sum(r.attempts for r in responses) == 21

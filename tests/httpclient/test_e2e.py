@@ -96,3 +96,18 @@ async def test_upstream_sees_the_incoming_request_and_trace_ids(
     seen = next(r for r in fake.requests if r.header("x-request-id") == f"rid-{path}")
     assert seen.header("traceparent") == f"00-{TRACE_ID}-{span_id}-01"
     assert seen.header("tracestate") == "kit=1"
+
+
+@pytest.mark.integration
+async def test_fake_upstream_survives_a_client_leaving_mid_stream() -> None:
+    """A client that drops a slow stream does not crash the fake upstream."""
+    fake = FakeOpenAI(token_delay=0.05, reply="a b c d e f g h")
+    with serve(fake, "uvicorn") as upstream:
+        async with OpenAIClient(upstream.url + "/v1", None) as api:
+            stream = api.chat_completion_stream(
+                model="fake-gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
+            first = await anext(stream)
+            await stream.aclose()
+            assert first.choices[0].delta.role == "assistant"
+            assert (await api.list_models()).ids  # still serving
