@@ -162,14 +162,14 @@ class BodyLimitMiddleware:
 
 
 def _caused_by_limit(exc: BaseException) -> bool:
-    # Frameworks may wrap the error they got from receive(); follow the chain a few links.
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, BodyTooLargeError):
+    # Frameworks may wrap the error they got from receive(); follow the chain (cycle-safe).
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, BodyTooLargeError):
             return True
-        seen = seen.__cause__ or seen.__context__
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
     return False
 
 

@@ -4,9 +4,13 @@ The timer covers time-to-first-byte only: from the moment the request reaches th
 the app sends ``http.response.start``. Once the response has started the timer is removed, so a
 long download or a server-sent-event stream is never cut.
 
-The app runs in the *same* task, under :func:`asyncio.timeout`, not in a task of its own: the
-app sees the caller's contextvars and any contextvar it sets stays visible to the layers around
-it (a task would copy the context and lose what the app set).
+The app runs in the *same* task, not in a task of its own: it sees the caller's contextvars and
+any contextvar it sets stays visible to the layers around it (a task would copy the context and
+lose what the app set). When the time is up, a timer callback sends the 504 from a short helper
+task and cancels the request task, the way :func:`asyncio.timeout` does (with the same
+``uncancel`` bookkeeping, so an outer cancellation is never mistaken for ours). Sending from the
+helper means the 504 goes out on time even when the app cannot be interrupted at once: a
+synchronous handler running in a thread, or slow cleanup on cancellation.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from typing import Final
 
 from asgi_kit._asgi.context import get_request_id, scope_request_id
 from asgi_kit._asgi.paths import PathFilter
@@ -23,6 +28,11 @@ from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.errors import GATEWAY_TIMEOUT, write_problem_details
 
 logger = logging.getLogger("asgi_kit.guards")
+
+# Per-request states of the timer (module constants compared with `is`, kept in a local).
+_RUNNING: Final = 0
+_STARTED: Final = 1
+_TIMED_OUT: Final = 2
 
 
 class TimeoutMiddleware:
@@ -32,12 +42,12 @@ class TimeoutMiddleware:
     layers (so the 504 is logged, counted and traced with the request id) and outside the
     authentication, budget and application layers (whose time it bounds).
 
-    When the time is up, the app is cancelled (``asyncio.CancelledError`` is raised at the point
-    where it is waiting) and, once it has unwound, the layer sends the 504. Cleanup that the app
-    runs on cancellation therefore delays the 504; keep it short. A response that has already
-    started is never cut: the timer stops at ``http.response.start``. Reading the request body
-    counts towards the timeout. Cancelling the request from outside (the client went away, the
-    server shuts down) propagates unchanged. Websocket and lifespan scopes pass through.
+    When the time is up the 504 is sent at once and the app is cancelled
+    (``asyncio.CancelledError`` is raised where it is waiting). Whatever the app sends after that
+    is dropped; the layer returns once the app has unwound. A response that has already started
+    is never cut: the timer stops at ``http.response.start``. Reading the request body counts
+    towards the timeout. Cancelling the request from outside (the client went away, the server
+    shuts down) propagates unchanged. Websocket and lifespan scopes pass through.
 
     Reads nothing from the scope but the path (for ``exclude_paths``); writes no scope key. Logs a
     warning on ``asgi_kit.guards`` with the request id for every timeout.
@@ -61,34 +71,57 @@ class TimeoutMiddleware:
         return f"TimeoutMiddleware(timeout={self._timeout!r}, exclude_paths={self._exclude!r})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._exclude.matches(scope):
+        task = asyncio.current_task()
+        if scope["type"] != "http" or task is None or self._exclude.matches(scope):
             await self.app(scope, receive, send)
             return
 
-        started = False
+        state = _RUNNING
+        answer: asyncio.Task[None] | None = None
         began = time.perf_counter()
-        deadline = asyncio.timeout(self._timeout)
+        cancelling_on_entry = task.cancelling()
 
-        async def send_stopping_timer(message: Message) -> None:
-            nonlocal started
-            if not started and message["type"] == "http.response.start":
-                started = True
+        def expire() -> None:
+            nonlocal state, answer
+            # Only ever runs while _RUNNING: the timer is cancelled when the state leaves it, and
+            # the event loop skips a cancelled handle even if it was already due.
+            state = _TIMED_OUT
+            self._log_timeout(scope, time.perf_counter() - began)
+            answer = asyncio.ensure_future(write_problem_details(send, GATEWAY_TIMEOUT, scope=scope))
+            task.cancel()
+
+        async def send_unless_timed_out(message: Message) -> None:
+            nonlocal state
+            if state == _TIMED_OUT:
+                return  # the 504 took this response's place
+            if state == _RUNNING and message["type"] == "http.response.start":
                 # The response is under way: from here on the app may take as long as it needs.
-                if not deadline.expired():
-                    deadline.reschedule(None)
+                state = _STARTED
+                timer.cancel()
             await send(message)
 
+        timer = asyncio.get_running_loop().call_later(self._timeout, expire)
+        outer_cancel = False
         try:
-            async with deadline:
-                await self.app(scope, receive, send_stopping_timer)
-        except TimeoutError:
-            # Only our own deadline becomes a 504; a TimeoutError the app raised is its own error.
-            if started or not deadline.expired():
+            try:
+                await self.app(scope, receive, send_unless_timed_out)
+            finally:
+                timer.cancel()
+                if state == _TIMED_OUT:
+                    # Balance our task.cancel() however the app ended (it may have swallowed it).
+                    outer_cancel = task.uncancel() > cancelling_on_entry
+        except asyncio.CancelledError:
+            if state != _TIMED_OUT or outer_cancel:
+                if answer is not None:
+                    answer.cancel()
                 raise
-        if deadline.expired() and not started:
-            # Reached both when the cancellation unwound the app and when the app swallowed it.
-            self._log_timeout(scope, time.perf_counter() - began)
-            await write_problem_details(send, GATEWAY_TIMEOUT, scope=scope)
+        except Exception:
+            # The app failed while unwinding from our cancellation: the 504 still completes.
+            if answer is not None:
+                await answer
+            raise
+        if answer is not None:
+            await answer
 
     def _log_timeout(self, scope: Scope, elapsed: float) -> None:
         logger.warning(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 import time
 from typing import Any
 
@@ -83,8 +84,8 @@ async def test_app_that_swallows_cancellation_still_gets_504() -> None:
     assert send.status == 504
 
 
-async def test_app_answering_after_swallowed_cancellation_is_forwarded() -> None:
-    """An app that catches the cancellation and answers itself keeps its own response."""
+async def test_late_answer_after_timeout_is_dropped() -> None:
+    """An app that catches the cancellation and answers anyway is dropped: the 504 already went out."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -94,7 +95,60 @@ async def test_app_answering_after_swallowed_cancellation_is_forwarded() -> None
             await send({"type": "http.response.body", "body": b"late"})
 
     send = await call_app(TimeoutMiddleware(app, timeout=0.05))
-    assert (send.status, send.body) == (503, b"late")
+    assert send.status == 504
+    assert [m["type"] for m in send.messages] == ["http.response.start", "http.response.body"]
+
+
+async def test_error_while_unwinding_still_completes_the_504() -> None:
+    """An app that raises another error on cancellation: the 504 completes and the error propagates."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    send = RecordingSend()
+    with pytest.raises(RuntimeError, match="cleanup failed"):
+        await TimeoutMiddleware(app, timeout=0.05)(make_scope(), StrictReceive(), send)
+    assert send.status == 504 and send.complete
+
+
+async def test_504_goes_out_before_slow_cleanup_finishes() -> None:
+    """The 504 is sent when the time is up, not when the app has finished its cleanup."""
+    release = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()  # slow cleanup, uninterruptible from the layer's point of view
+
+    send = RecordingSend()
+    task = asyncio.ensure_future(TimeoutMiddleware(app, timeout=0.05)(make_scope(), StrictReceive(), send))
+    await send.wait_for(lambda s: s.complete, timeout=GENEROUS)
+    assert send.status == 504 and not task.done()
+    release.set()
+    await asyncio.wait_for(task, GENEROUS)
+
+
+async def test_outer_cancellation_after_timeout_propagates() -> None:
+    """A cancellation from outside that arrives while the app unwinds from the timeout still propagates."""
+    unwinding = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            unwinding.set()
+            await asyncio.Event().wait()  # the outer cancel lands here
+
+    send = RecordingSend()
+    task = asyncio.ensure_future(TimeoutMiddleware(app, timeout=0.05)(make_scope(), StrictReceive(), send))
+    await asyncio.wait_for(unwinding.wait(), GENEROUS)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_apps_own_timeout_error_propagates() -> None:
@@ -205,6 +259,31 @@ def test_slow_handler_gets_504_in_time_under_uvicorn() -> None:
     assert response.json()["title"] == "Gateway Timeout"
     assert timeout * 0.9 <= elapsed < timeout + GENEROUS
     assert cancelled == ["/slow"]
+
+
+@pytest.mark.integration
+def test_sync_handler_in_a_thread_gets_504_in_time() -> None:
+    """Over real HTTP, a FastAPI sync handler blocked in a thread cannot be interrupted, yet the 504 is on time."""
+    from fastapi import FastAPI
+
+    release = threading.Event()
+    api = FastAPI()
+
+    @api.get("/blocking")
+    def blocking() -> dict[str, bool]:
+        return {"released": release.wait(30)}
+
+    timeout = 0.5
+    try:
+        with serve(TimeoutMiddleware(api, timeout=timeout), "uvicorn", lifespan="off") as served:
+            began = time.perf_counter()
+            response = httpx.get(served.url + "/blocking", timeout=30)
+            elapsed = time.perf_counter() - began
+            release.set()
+    finally:
+        release.set()
+    assert response.status_code == 504
+    assert timeout * 0.9 <= elapsed < timeout + GENEROUS
 
 
 @pytest.mark.integration
