@@ -26,7 +26,7 @@ def wait_until(predicate: object, what: str, timeout: float = DEADLINE) -> None:
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]
             return
-        time.sleep(0.1)
+        time.sleep(0.1)  # polling another process's files and socket: there is no event to wait on
     raise TimeoutError(f"timed out waiting for {what}")
 
 
