@@ -9,6 +9,7 @@ calls carry its ids).
 
 from __future__ import annotations
 
+import logging
 import re
 import traceback
 from collections.abc import Iterable, Sequence
@@ -47,6 +48,7 @@ from asgi_kit.tracing.propagation import (
 )
 
 INSTRUMENTATION_NAME: Final = "asgi_kit.tracing"
+_log = logging.getLogger("asgi_kit.tracing")
 
 #: Methods semantic conventions know; anything else is recorded as ``_OTHER``.
 KNOWN_METHODS: Final = frozenset(
@@ -114,6 +116,7 @@ class TracingMiddleware:
             raise TypeError("redacted_query_params must be a collection of names, not a single string")
         self.app = app
         self._exclude = PathFilter(exclude_paths)
+        self._has_exclude = bool(self._exclude)
         self._resolve_route = route_resolver or resolve_route_template
         self._record_query = bool(record_query)
         self._redacted = frozenset(name.lower() for name in redacted_query_params)
@@ -140,7 +143,7 @@ class TracingMiddleware:
         if tracer is None and (not self._follow_global or (tracer := self._adopt_global()) is None):
             await self.app(scope, receive, send)
             return
-        if scope["type"] != "http" or (self._exclude and self._exclude.matches(scope)):
+        if scope["type"] != "http" or (self._has_exclude and self._exclude.matches(scope)):
             await self.app(scope, receive, send)
             return
 
@@ -161,26 +164,7 @@ class TracingMiddleware:
             elif name == _USER_AGENT:
                 user_agent = value
 
-        incoming = context_from_values(traceparent, tracestate, duplicate=duplicate)
-        state_header: str | None = None
-        if incoming is None:
-            parent_context = _ROOT
-        else:
-            parent, members = incoming
-            if members:
-                state_header = format_tracestate(members)
-            parent_context = set_span_in_context(
-                NonRecordingSpan(
-                    SpanContext(
-                        parent.trace_id,
-                        parent.span_id,
-                        is_remote=True,
-                        trace_flags=TraceFlags(parent.trace_flags),
-                        trace_state=OtelTraceState(members) if members else None,
-                    )
-                ),
-                _ROOT,
-            )
+        parent_context, state_header = _parent_context(traceparent, tracestate, duplicate)
         known = method in KNOWN_METHODS
         span = tracer.start_span(
             method if known else "HTTP",
@@ -217,20 +201,28 @@ class TracingMiddleware:
         finally:
             otel_context.detach(context_token)
             trace_ids_var.reset(ids_token)
-            attributes: dict[str, Any] = {}
+            self._finish(span, scope, method if known else "HTTP", status, error_type)
+
+    def _finish(self, span: Span, scope: Scope, name: str, status: int, error_type: str | None) -> None:
+        """Name the span for the route the app matched, record the outcome and end it."""
+        attributes: dict[str, Any] = {}
+        try:
             template = self._resolve_route(scope)
-            if template:
-                attributes["http.route"] = template
-                span.update_name(f"{method if known else 'HTTP'} {template}")
-            if status:
-                attributes["http.response.status_code"] = status
-                if status >= 500 and error_type is None:
-                    error_type = str(status)
-            if error_type is not None:
-                attributes["error.type"] = error_type
-                span.set_status(_ERROR_STATUS)
-            span.set_attributes(attributes)
-            span.end()
+        except Exception:  # a broken user resolver must not fail the request
+            _log.exception("route_resolver failed; span named by method only")
+            template = None
+        if template:
+            attributes["http.route"] = template
+            span.update_name(f"{name} {template}")
+        if status:
+            attributes["http.response.status_code"] = status
+            if status >= 500 and error_type is None:
+                error_type = str(status)
+        if error_type is not None:
+            attributes["error.type"] = error_type
+            span.set_status(_ERROR_STATUS)
+        span.set_attributes(attributes)
+        span.end()
 
     def _start_attributes(
         self, scope: Scope, method: str, known: bool, host: bytes | None, user_agent: bytes | None
@@ -265,6 +257,26 @@ class TracingMiddleware:
             if query:
                 attributes["url.query"] = redact_query(query, self._redacted)
         return attributes
+
+
+def _parent_context(
+    traceparent: bytes | None, tracestate: list[bytes], duplicate: bool
+) -> tuple[Context, str | None]:
+    """The remote parent as an OpenTelemetry context, and the tracestate header to propagate."""
+    incoming = context_from_values(traceparent, tracestate, duplicate=duplicate)
+    if incoming is None:
+        return _ROOT, None
+    parent, members = incoming
+    span_context = SpanContext(
+        parent.trace_id,
+        parent.span_id,
+        is_remote=True,
+        trace_flags=TraceFlags(parent.trace_flags),
+        trace_state=OtelTraceState(members) if members else None,
+    )
+    return set_span_in_context(NonRecordingSpan(span_context), _ROOT), (
+        format_tracestate(members) if members else None
+    )
 
 
 def _record_exception(span: Span, exc: Exception) -> str:

@@ -475,3 +475,18 @@ def test_split_host_property(host: str, scheme: str) -> None:
     address, port = _split_host(host, scheme)
     assert isinstance(address, str)
     assert port is None or 0 <= port <= 99999
+
+
+async def test_broken_route_resolver_never_fails_the_request(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """A route_resolver that raises is logged; the request succeeds and the span is named by method."""
+
+    def broken(scope: Scope) -> str | None:
+        raise LookupError("resolver bug")
+
+    send = await call_app(
+        TracingMiddleware(routed_app(), tracer_provider=provider, route_resolver=broken), path="/x"
+    )
+    assert send.status == 200
+    assert only_span(exporter).name == "GET"
