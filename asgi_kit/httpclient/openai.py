@@ -179,16 +179,48 @@ class OpenAIClient:
             await self._http.aclose()
 
     async def chat_completion(
-        self, *, model: str, messages: Sequence[Mapping[str, Any]], **params: Any
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        **params: Any,
     ) -> ChatCompletion:
-        """``POST /chat/completions``; ``params`` (``temperature``, ``max_tokens``, ``tools``...) pass through."""
+        """``POST /chat/completions``.
+
+        ``params`` (``temperature``, ``max_tokens``, ``tools``...) pass into the body;
+        ``idempotency_key`` (default: a fresh one), ``timeout`` (per attempt) and ``deadline``
+        (whole call) override the client's for this call.
+        """
         body = {**params, "model": model, "messages": list(messages), "stream": False}
-        return self._parse(await self._call("POST", "chat/completions", body), ChatCompletion)
+        response = await self._call(
+            "POST",
+            "chat/completions",
+            body,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            deadline=deadline,
+        )
+        return self._parse(response, ChatCompletion)
 
     async def chat_completion_stream(
-        self, *, model: str, messages: Sequence[Mapping[str, Any]], include_usage: bool = False, **params: Any
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        include_usage: bool = False,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        **params: Any,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """``POST /chat/completions`` with ``stream: true``: yield each chunk as it arrives.
+
+        ``include_usage`` asks for a last chunk carrying the token counts; the other keywords
+        are as for :meth:`chat_completion` (``timeout`` and ``deadline`` cover the time until
+        the stream starts).
 
         Retried only until the response starts. Close early with ``contextlib.aclosing``
         (``async with aclosing(client.chat_completion_stream(...)) as chunks:``) so the
@@ -204,7 +236,10 @@ class OpenAIClient:
             body["stream_options"] = {"include_usage": True}
         with self._translate():
             async with self._http.stream(
-                "POST", self._url("chat/completions"), json=body, **self._request_options("POST")
+                "POST",
+                self._url("chat/completions"),
+                json=body,
+                **self._request_options("POST", idempotency_key, timeout, deadline),
             ) as response:
                 request_id = response.headers.get("x-request-id")
                 if response.status >= 400:
@@ -244,11 +279,18 @@ class OpenAIClient:
         return self._validate(payload, ChatCompletionChunk, 200, request_id)
 
     async def embeddings(
-        self, *, model: str, input: str | Sequence[str], **params: Any
+        self,
+        *,
+        model: str,
+        input: str | Sequence[str],
+        timeout: float | None = None,
+        deadline: float | None = None,
+        **params: Any,
     ) -> EmbeddingsResponse:
-        """``POST /embeddings`` for one text or a batch."""
+        """``POST /embeddings`` for one text or a batch (``dimensions``, ``encoding_format``... pass through)."""
         body = {**params, "model": model, "input": input if isinstance(input, str) else list(input)}
-        return self._parse(await self._call("POST", "embeddings", body), EmbeddingsResponse)
+        response = await self._call("POST", "embeddings", body, timeout=timeout, deadline=deadline)
+        return self._parse(response, EmbeddingsResponse)
 
     async def list_models(self) -> ModelList:
         """``GET /models``."""
@@ -257,16 +299,32 @@ class OpenAIClient:
     def _url(self, path: str) -> str:
         return f"{self._base}/{path}"
 
-    def _request_options(self, method: str) -> dict[str, Any]:
+    def _request_options(
+        self,
+        method: str,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
         headers = dict(self._headers)
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        key = f"asgi-kit-{uuid.uuid4().hex}" if method == "POST" and self._idempotency_keys else None
-        return {"headers": headers, "idempotency_key": key, "retry": self._policy}
+        if idempotency_key is None and method == "POST" and self._idempotency_keys:
+            idempotency_key = f"asgi-kit-{uuid.uuid4().hex}"
+        options: dict[str, Any] = {
+            "headers": headers,
+            "idempotency_key": idempotency_key,
+            "retry": self._policy,
+        }
+        if timeout is not None:
+            options["timeout"] = timeout
+        if deadline is not None:
+            options["deadline"] = deadline
+        return options
 
-    async def _call(self, method: str, path: str, body: Any) -> Response:
+    async def _call(self, method: str, path: str, body: Any, **call: Any) -> Response:
         with self._translate():
-            options = self._request_options(method)
+            options = self._request_options(method, **call)
             if body is None:
                 response = await self._http.request(method, self._url(path), **options)
             else:

@@ -275,3 +275,14 @@ async def test_stream_retried_before_it_starts(upstream: ScriptedServer) -> None
     upstream.script("/v1/chat/completions", reply(503), sse(chunk_frame("x"), b"data: [DONE]\n\n"))
     assert await stream_text(upstream) == "x"
     assert len(upstream.hits("/v1/chat/completions")) == 2
+
+
+async def test_per_call_key_timeout_and_deadline(upstream: ScriptedServer) -> None:
+    """A caller's idempotency key is sent on every attempt; per-call timeout and deadline apply."""
+    upstream.script("/v1/chat/completions", reply(503), as_json(200, COMPLETION))
+    upstream.script("/v1/embeddings", hang())
+    async with api(upstream) as client:
+        await client.chat_completion(model="m", messages=USER, idempotency_key="mine", deadline=30.0)
+        with pytest.raises(APITimeoutError):
+            await client.embeddings(model="e", input="x", timeout=0.1, deadline=0.3)
+    assert [h.headers["Idempotency-Key"] for h in upstream.hits("/v1/chat/completions")] == ["mine", "mine"]
