@@ -53,19 +53,20 @@ def parse_content_length(values: Iterable[bytes]) -> int | None:
     Raises:
         ValueError: the header is malformed or its values disagree (answer 400).
     """
-    found: int | None = None
+    found: bytes | None = None
     for value in values:
         for member in value.split(b","):
             digits = member.strip(b" \t")
             if not digits or not _DIGITS.issuperset(digits):
                 raise ValueError("Content-Length must be a decimal number")
+            # Compare the digits, not the (saturated) numbers: two different huge values conflict.
             significant = digits.lstrip(b"0") or b"0"
-            number = MAX_CONTENT_LENGTH if len(significant) > _MAX_DIGITS else int(significant)
-            number = min(number, MAX_CONTENT_LENGTH)
-            if found is not None and number != found:
+            if found is not None and significant != found:
                 raise ValueError("conflicting Content-Length values")
-            found = number
-    return found
+            found = significant
+    if found is None:
+        return None
+    return MAX_CONTENT_LENGTH if len(found) > _MAX_DIGITS else min(int(found), MAX_CONTENT_LENGTH)
 
 
 class BodyLimitMiddleware:

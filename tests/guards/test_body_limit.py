@@ -17,7 +17,7 @@ from litestar import Request as LitestarRequest
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import ProblemDetailsMiddleware
 from asgi_kit.guards import BodyLimitMiddleware, BodyTooLargeError
-from asgi_kit.guards.body_limit import MAX_CONTENT_LENGTH
+from asgi_kit.guards.body_limit import MAX_CONTENT_LENGTH, parse_content_length
 from tests.harness.asgi import RecordingSend, StrictReceive, make_scope
 from tests.harness.contract import MiddlewareContract
 from tests.harness.servers import SERVERS, serve
@@ -339,3 +339,35 @@ async def test_cancelled_upload_is_not_answered() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert send.messages == [] and receive.calls == 0
+
+
+@given(st.integers(min_value=0, max_value=10**40), st.integers(min_value=0, max_value=5), st.integers(1, 3))
+def test_parse_content_length_round_trips_numbers(number: int, zeros: int, copies: int) -> None:
+    """Any decimal number, with leading zeros and identical duplicates, parses to itself (saturated at 2**63-1)."""
+    value = b"0" * zeros + str(number).encode()
+    assert parse_content_length([value] * copies) == min(number, MAX_CONTENT_LENGTH)
+    assert parse_content_length([b", ".join([value] * copies)]) == min(number, MAX_CONTENT_LENGTH)
+
+
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=4))
+def test_parse_content_length_accepts_only_digits(values: list[bytes]) -> None:
+    """Arbitrary bytes either parse to a non-negative length made only of ASCII digits, or raise ValueError."""
+    try:
+        result = parse_content_length(values)
+    except ValueError:
+        return
+    assert result is not None and 0 <= result <= MAX_CONTENT_LENGTH
+    members = [m.strip(b" \t") for v in values for m in v.split(b",")]
+    assert all(m and m.isdigit() and m.isascii() for m in members)
+    assert len({int(m) for m in members}) == 1
+
+
+def test_parse_content_length_absent() -> None:
+    """No Content-Length header at all is None, not zero."""
+    assert parse_content_length([]) is None
+
+
+def test_different_huge_values_conflict() -> None:
+    """Two different values both above the saturation bound still conflict (400), not merge."""
+    with pytest.raises(ValueError, match="conflicting"):
+        parse_content_length([b"99999999999999999999", b"99999999999999999998"])
