@@ -220,3 +220,15 @@ async def test_random_signed_header_and_claims_never_crash(
     except InvalidTokenError:
         return
     assert claims.iss == ISSUER  # pragma: no cover - random claims practically never all line up
+
+
+@settings(max_examples=100)
+@given(
+    scheme=st.sampled_from(["Bearer", "bearer", "BEARER", "bEaReR"]),
+    before=st.sampled_from([" ", "  ", " \t"]),
+    after=st.sampled_from(["", " ", "\t"]),
+)
+async def test_well_formed_bearer_variants_are_accepted(scheme: str, before: str, after: str) -> None:
+    """Any case of the scheme and surrounding blanks around the good token are accepted."""
+    status, _ = await _status_for(f"{scheme}{before}{GOOD}{after}".encode())
+    assert status == 200
