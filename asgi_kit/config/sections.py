@@ -90,6 +90,8 @@ class HTTPClientSettings(Section):
     base_url: str | None = None
     timeout: float = Field(default=30.0, gt=0)
     connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float | None = Field(default=None, gt=0)
+    deadline: float | None = Field(default=None, gt=0)
     max_retries: int = Field(default=3, ge=0, le=20)
     max_retry_after: float = Field(default=60.0, ge=0)
 

@@ -22,6 +22,7 @@ import re
 import struct
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -85,7 +86,8 @@ class FakeOpenAI:
         self.token_delay = token_delay
         self._auth = None if api_key is None else f"Bearer {api_key}"
         self.embedding_dimensions = embedding_dimensions
-        self.requests: list[SeenRequest] = []
+        # Bounded: the demo serves it for as long as it runs, and only recent requests matter to tests.
+        self.requests: deque[SeenRequest] = deque(maxlen=1000)
 
     def __repr__(self) -> str:
         return f"FakeOpenAI(models={self.models!r}, token_delay={self.token_delay!r}, auth={self._auth is not None})"
