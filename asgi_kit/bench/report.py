@@ -89,11 +89,12 @@ def render(result: dict[str, Any], console: Console) -> None:
         f"[bold]asgi-kit bench[/bold]  python {env.get('python')} on {env.get('platform')}, "
         f"{env.get('cpu_count')} CPUs, load {', '.join(f'{x:.2f}' for x in env.get('loadavg', []))}; "
         f"{config.get('rounds')} rounds x {config.get('batch')} requests, {config.get('warmup')} warm-up, "
-        f"gc {config.get('gc_mode')}"
+        f"gc {config.get('gc_mode')}, clock {config.get('clock', 'wall')}"
     )
     variants = result.get("variants", [])
     if variants:
-        table = Table(title="In-process cost per request (µs)", title_justify="left")
+        clock = "process CPU time" if config.get("clock") == "cpu" else "wall time"
+        table = Table(title=f"In-process cost per request (µs, {clock})", title_justify="left")
         for column, justify in (
             ("variant", "left"),
             ("base", "left"),
@@ -154,8 +155,10 @@ def render_targets(targets: list[dict[str, Any]], console: Console) -> None:
     table = Table(
         title="Targets from issue 7 (ratios measured side by side in this run)", title_justify="left"
     )
-    for column in ("target", "measured", "limit", "result", "detail"):
-        table.add_column(column, justify="right" if column in ("measured", "limit") else "left")
+    for column in ("target", "measured", "other clock", "limit", "result", "detail"):
+        table.add_column(
+            column, justify="right" if column in ("measured", "other clock", "limit") else "left"
+        )
     for row in targets:
         measured = row.get("measured")
         detail = row.get("note") or ""
@@ -165,9 +168,11 @@ def render_targets(targets: list[dict[str, Any]], console: Console) -> None:
                 detail = f"{_us(row['numerator_ns'])} / {_us(row['denominator_ns'])} µs"
             else:
                 detail = f"{row['numerator_ns']:.3g} / {row['denominator_ns']:.3g} {unit}"
+        alt = row.get("measured_cpu", row.get("measured_wall"))
         table.add_row(
             row["description"],
             "-" if measured is None else f"{measured:.3f}",
+            "-" if alt is None else f"{alt:.3f}",
             "-" if row.get("limit") is None else f"{row['limit']:g}",
             _verdict(row.get("passed")),
             detail,

@@ -34,6 +34,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--gc", choices=("collect", "disable"), default="collect", help="GC during timed batches"
     )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="what the table and targets use: wall time (perf_counter) or process CPU time; both are in --json",
+    )
     parser.add_argument("--json", metavar="FILE|-", help="write the result document as JSON ('-': stdout)")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG plot (matplotlib)")
     parser.add_argument(
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         for k, v in (("rounds", args.rounds), ("batch", args.batch), ("warmup", args.warmup))
         if v is not None
     }
-    config = replace(base, gc_mode=args.gc, only=_patterns(args.only), **overrides)
+    config = replace(base, gc_mode=args.gc, clock=args.clock, only=_patterns(args.only), **overrides)
     console = make_console(stderr=args.json == "-")
     with progress_bar(console, "in-process") as update:
         result = run_inprocess(config, progress=update)

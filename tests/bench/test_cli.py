@@ -45,10 +45,12 @@ def test_quick_run_writes_json_and_plot(tmp_path: Any, capsys: pytest.CaptureFix
 
 def test_json_to_stdout_keeps_stdout_clean(capsys: pytest.CaptureFixture[str]) -> None:
     """--json - prints only the document on stdout; the table goes to stderr."""
-    assert main(["bench", *FAST, "--only", "floor.*", "--json", "-", "--gc", "disable"]) == 0
+    assert (
+        main(["bench", *FAST, "--only", "floor.*", "--json", "-", "--gc", "disable", "--clock", "cpu"]) == 0
+    )
     captured = capsys.readouterr()
     document = json.loads(captured.out)
-    assert document["config"]["gc_mode"] == "disable"
+    assert document["config"]["gc_mode"] == "disable" and document["config"]["clock"] == "cpu"
     assert "floor.passthrough" in captured.err
 
 

@@ -57,6 +57,7 @@ def test_every_installed_variant_is_measured_not_errored(tiny_result: dict[str, 
         assert row["iqr_ns"] >= 0 and row["mad_ns"] >= 0
         if row["base"] is not None:
             assert "overhead_ns" in row and row["ratio_to_base"] > 0
+            assert "overhead_ns" in row["cpu"]  # the other clock, measured on the same batches
 
 
 def test_targets_are_evaluated_when_both_sides_ran(tiny_result: dict[str, Any]) -> None:
@@ -97,6 +98,7 @@ def test_get_variants_refuses_unknown_names() -> None:
         ({"batch": True}, "batch"),
         ({"warmup": -1}, "warmup"),
         ({"gc_mode": "off"}, "gc_mode"),
+        ({"clock": "sundial"}, "clock"),
     ],
 )
 def test_config_validates_its_options(options: dict[str, Any], message: str) -> None:
@@ -170,9 +172,8 @@ def test_failures_are_reported_per_variant_and_never_stop_the_run() -> None:
         Variant("t.raising_later", "kit", "t.base", "raises later", lambda ctx: _raising_later()),
     ]
     targets = [Target("t", "ok vs base", "t.ok", ("t.ok",), 1.5)]
-    result = run_inprocess(
-        BenchConfig(rounds=2, warmup=0, batch=2, gc_mode="disable"), variants=variants, targets=targets
-    )
+    config = BenchConfig(rounds=2, warmup=0, batch=2, gc_mode="disable", clock="cpu")
+    result = run_inprocess(config, variants=variants, targets=targets)
     rows = {row["name"]: row for row in result["variants"]}
     assert rows["t.ok"]["status"] == "ok" and rows["t.ok"]["n"] == 2
     assert rows["t.missing"]["status"] == "skipped" and "not_landed_yet" in rows["t.missing"]["note"]
@@ -184,6 +185,7 @@ def test_failures_are_reported_per_variant_and_never_stop_the_run() -> None:
     assert rows["t.flaky"]["status"] == "error" and "did not answer 200" in rows["t.flaky"]["note"]
     assert rows["t.raising_later"]["status"] == "error" and "broke mid-run" in rows["t.raising_later"]["note"]
     assert result["targets"][0]["measured"] is None or result["targets"][0]["passed"] is not None
+    assert "measured_wall" in result["targets"][0] and "wall" in rows["t.ok"]
 
 
 def test_evaluate_targets_ratios_sums_and_missing_sides() -> None:

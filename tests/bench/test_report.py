@@ -81,6 +81,7 @@ def _result(with_e2e: bool = False) -> dict[str, Any]:
             "name": "pass",
             "description": "x <= 0.3 y",
             "measured": 0.2,
+            "measured_cpu": 0.123,
             "limit": 0.3,
             "passed": True,
             "numerator_ns": 2000.0,
@@ -165,6 +166,7 @@ def test_render_shows_variants_targets_and_notes() -> None:
     text = _text(_result())
     assert "kit.x" in text and "2.00" in text and "1.67" in text
     assert "PASS" in text and "FAIL" in text and "n/a" in text
+    assert "0.123" in text  # the same ratio on the other clock
     assert "skipped" in text and "asgi_kit.z is not importable" in text
     assert "Not measured" in text and "kit.w: error" in text
 
