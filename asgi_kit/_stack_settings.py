@@ -177,6 +177,7 @@ def _auth_layer(
             prefix=settings.api_keys.prefix,
             environment=settings.api_keys.environment,
             peppers={settings.api_keys.pepper_version: pepper.get_secret_value()} if pepper else None,
+            last_used_interval=settings.api_keys.last_used_interval,
         )
     return Middleware(
         AuthMiddleware, jwt=jwt_manager, api_keys=verifier, api_key_header=settings.api_keys.header

@@ -36,7 +36,13 @@ class JWTSettings(Section):
     access_ttl: int = Field(default=900, gt=0, le=86_400)
     refresh_ttl: int = Field(default=30 * 86_400, gt=0)
     leeway: int = Field(default=0, ge=0, le=300)
+    key_id: str | None = None
+    max_lifetime: int | None = Field(default=None, gt=0)
+    max_token_bytes: int = Field(default=8192, ge=256, le=65_536)
     jwks_url: str | None = None
+    jwks_cache_ttl: float = Field(default=300.0, gt=0)
+    jwks_cooldown: float = Field(default=30.0, ge=0)
+    jwks_timeout: float = Field(default=5.0, gt=0)
 
 
 class APIKeySettings(Section):
@@ -45,6 +51,7 @@ class APIKeySettings(Section):
     header: str = "X-API-Key"
     pepper: SecretStr | None = None
     pepper_version: int = Field(default=1, ge=1)
+    last_used_interval: float = Field(default=60.0, ge=0)
 
 
 class DatabaseSettings(Section):
