@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -39,6 +40,18 @@ _NO_RETRY: Final = (b"x-should-retry", b"false")
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _honour_lost_cancellation() -> None:
+    """Re-raise a cancellation a store swallowed.
+
+    On Python 3.11 ``asyncio.wait_for`` drops a cancel that races with its result (CPython
+    gh-86296), and psycopg_pool waits for a free connection with it: a cancelled request could
+    carry on into the app. ``Task.cancelling()`` still counts the request, so honour it here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class BudgetMiddleware:
@@ -127,6 +140,7 @@ class BudgetMiddleware:
             return
         try:
             state = await self._lookup(principal.org_id)
+            _honour_lost_cancellation()
         except Exception as exc:
             # Type only: a driver message may hold a host name or a DSN.
             logger.warning("budget store unavailable (%s); failing %s", type(exc).__name__, self._mode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, date, datetime
 from typing import Any
@@ -351,3 +352,29 @@ def test_public_names() -> None:
         "month_start",
         "next_month_start",
     ]
+
+
+async def test_swallowed_cancellation_is_honoured() -> None:
+    """A cancel a store swallowed (CPython gh-86296 in wait_for) still stops the request before the app."""
+    entered = asyncio.Event()
+
+    class SwallowingStore:
+        async def get_budget(self, org_id: str) -> BudgetState | None:
+            entered.set()
+            with contextlib.suppress(asyncio.CancelledError):  # what the 3.11 wait_for race does
+                await asyncio.sleep(30)
+            return None
+
+        async def record_usage(self, usage: Usage) -> BudgetState:
+            raise NotImplementedError
+
+    app = AppCalls()
+    send = RecordingSend()
+    task = asyncio.ensure_future(
+        BudgetMiddleware(app, store=SwallowingStore())(scope_for(), StrictReceive(), send)
+    )
+    await asyncio.wait_for(entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert app.calls == 0 and send.start is None
