@@ -2,9 +2,9 @@
 
 Two checks, neither of which buffers the body:
 
-1. ``Content-Length`` over the limit: rejected before the app is called (and before a client
-   that sent ``Expect: 100-continue`` uploads anything). A malformed ``Content-Length`` is a
-   400 problem, also without calling the app.
+1. ``Content-Length`` over the limit: rejected before the app is called and before anything
+   is read (uvicorn then never tells an ``Expect: 100-continue`` client to upload). A malformed
+   ``Content-Length`` is a 400 problem, also without calling the app.
 2. Always, the body is counted in a ``receive`` wrapper as it streams to the app (chunked
    uploads have no ``Content-Length``; HTTP/2 may omit it). The chunk that would take the app
    past the limit is never handed to it and nothing more is read from the server.

@@ -371,3 +371,32 @@ def test_different_huge_values_conflict() -> None:
     """Two different values both above the saturation bound still conflict (400), not merge."""
     with pytest.raises(ValueError, match="conflicting"):
         parse_content_length([b"99999999999999999999", b"99999999999999999998"])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", SERVERS)
+def test_expect_100_continue_is_refused_before_upload(server: str) -> None:
+    """Over a raw socket, Expect: 100-continue with a too-large length gets a 413 without uploading.
+
+    uvicorn sends 100 Continue only when the app first reads, so the client never sees it;
+    hypercorn sends it by itself before the app runs, then the 413 follows.
+    """
+    import socket
+
+    app = CountingApp()
+    with serve(BodyLimitMiddleware(app, max_body_size=MB), server, lifespan="off") as served:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 5000000\r\n"
+                b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+            )
+            reply = b""
+            while b"HTTP/1.1 413" not in reply:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+    assert b"HTTP/1.1 413" in reply, reply[:200]
+    if server == "uvicorn":
+        assert reply.startswith(b"HTTP/1.1 413")
+    assert not app.called
