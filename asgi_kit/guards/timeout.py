@@ -29,7 +29,7 @@ from asgi_kit.errors import GATEWAY_TIMEOUT, write_problem_details
 
 logger = logging.getLogger("asgi_kit.guards")
 
-# Per-request states of the timer (module constants compared with `is`, kept in a local).
+# Per-request states of the timer, kept in a local of __call__ (never on self).
 _RUNNING: Final = 0
 _STARTED: Final = 1
 _TIMED_OUT: Final = 2
