@@ -16,8 +16,19 @@ a debugger but is not printed in tracebacks, because its text may name hosts and
 
 from __future__ import annotations
 
-from asgi_kit.auth.errors import CredentialStoreUnavailableError
+from typing import TYPE_CHECKING
+
 from asgi_kit.budget.store import BudgetStoreUnavailableError
+
+if TYPE_CHECKING:
+    from asgi_kit.auth.errors import CredentialStoreUnavailableError
+else:
+    try:
+        from asgi_kit.auth.errors import CredentialStoreUnavailableError
+    except ImportError:  # the jwt extra is missing, so no AuthMiddleware can be catching it
+
+        class CredentialStoreUnavailableError(Exception):
+            """Stand-in for ``asgi_kit.auth.errors.CredentialStoreUnavailableError``."""
 
 
 class DatabaseError(Exception):

@@ -16,16 +16,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from asgi_kit.auth.stores import APIKeyRecord
 from asgi_kit.budget.store import BudgetState, month_start
 from asgi_kit.database.errors import DatabaseError, DatabaseUnavailableError, UnknownOrganizationError
 from asgi_kit.database.postgres import PostgresPool
 from asgi_kit.models import Usage
+
+if TYPE_CHECKING:
+    from asgi_kit.auth.stores import APIKeyRecord
 
 
 def _utcnow() -> datetime:
@@ -169,10 +171,17 @@ _GET_API_KEY: Final = (
 
 
 class PostgresAPIKeyStore:
-    """API keys in PostgreSQL, looked up by public key id (never by secret): an ``APIKeyStore``."""
+    """API keys in PostgreSQL, looked up by public key id (never by secret): an ``APIKeyStore``.
+
+    Needs the auth layer (the ``jwt`` extra), whose ``APIKeyRecord`` it returns.
+    """
 
     def __init__(self, pool: PostgresPool) -> None:
+        # Imported here, not at module level, so the usage store works without the jwt extra.
+        from asgi_kit.auth.stores import APIKeyRecord
+
         self._pool = pool
+        self._record = APIKeyRecord
 
     async def get_api_key(self, key_id: str) -> APIKeyRecord | None:
         """The record of ``key_id``, or ``None``. Raises ``DatabaseUnavailableError`` on an outage."""
@@ -181,7 +190,7 @@ class PostgresAPIKeyStore:
             row = await cursor.fetchone()
         if row is None:
             return None
-        return APIKeyRecord(
+        return self._record(
             key_id=row[0],
             org_id=row[1],
             user_id=row[2],
