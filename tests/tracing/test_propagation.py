@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asgi_kit.tracing.propagation import (
@@ -355,3 +355,13 @@ def test_linear_time_scaling() -> None:
 
     small, large = cost(200_000), cost(2_000_000)
     assert large < small * 40 + 0.05
+
+
+@settings(max_examples=25)
+@given(st.binary(min_size=1, max_size=24), st.sampled_from([b"traceparent", b"tracestate"]))
+def test_hostile_repetition_is_linear(pattern: bytes, name: bytes) -> None:
+    """Any short pattern repeated to a megabyte, in either header, is handled in well under a second."""
+    value = pattern * (1_000_000 // len(pattern))
+    start = time.perf_counter()
+    extract([(name, value), (b"traceparent", VALID.encode()), (b"tracestate", value)])
+    assert time.perf_counter() - start < 1.0
