@@ -92,8 +92,8 @@ def health_app(
     ):
         raise ValueError("timeout must be a positive number of seconds")
     for option, path in (("liveness_path", liveness_path), ("readiness_path", readiness_path)):
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError(f"{option} must be an absolute path starting with '/'")
+        if not isinstance(path, str) or not path.startswith("/") or (len(path) > 1 and path.endswith("/")):
+            raise ValueError(f"{option} must be an absolute path starting with '/' without a trailing '/'")
     if liveness_path == readiness_path:
         raise ValueError("liveness_path and readiness_path must differ")
     items = tuple(named.items())
@@ -117,6 +117,8 @@ def health_app(
             await send({"type": "websocket.close", "code": 1000})
             return
         path = route_path(scope)
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]  # Litestar's mounts hand over "/livez/"
         if path not in (liveness_path, readiness_path):
             await write_problem_details(send, NOT_FOUND, scope=scope)
             return

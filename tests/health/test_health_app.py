@@ -152,6 +152,11 @@ async def test_mounted_under_root_path() -> None:
     assert send.status == 200
 
 
+async def test_trailing_slash_tolerated() -> None:
+    """A mount that hands over "/livez/" (Litestar does) reaches the probe."""
+    assert (await call_app(health_app(), path="/livez/")).status == 200
+
+
 async def test_custom_paths() -> None:
     """liveness_path/readiness_path rename the endpoints."""
     app = health_app(liveness_path="/healthz", readiness_path="/ready")
@@ -202,6 +207,7 @@ async def test_run_check_result() -> None:
         ({"timeout": float("nan")}, ValueError),
         ({"timeout": True}, ValueError),
         ({"liveness_path": "livez"}, ValueError),
+        ({"readiness_path": "/readyz/"}, ValueError),
         ({"liveness_path": "/x", "readiness_path": "/x"}, ValueError),
         ({"checks": {"db": "not callable"}}, TypeError),
         ({"checks": {"": lambda: None}}, ValueError),
