@@ -91,9 +91,12 @@ def http_problem(status_code: int, detail: Any = None) -> ProblemDetails:
 
 
 def validation_problem(
-    errors: Iterable[tuple[Sequence[Any], Any, Any]], status_code: int = 422
+    errors: Iterable[tuple[Sequence[Any], Any, Any]], status_code: int = 422, detail: str | None = None
 ) -> ProblemDetails:
-    """A validation problem listing ``(loc, msg, type)`` for each error, never the input values."""
+    """A validation problem listing ``(loc, msg, type)`` for each error, never the input values.
+
+    ``detail`` defaults to "The request is invalid".
+    """
     listed: list[dict[str, Any]] = []
     for loc, msg, kind in errors:
         if len(listed) >= MAX_ERRORS:
@@ -106,7 +109,7 @@ def validation_problem(
             }
         )
     base = _TEMPLATES.get(status_code) or new_problem_details(status_code)
-    return base.with_detail("The request is invalid").with_extensions(errors=listed)
+    return base.with_detail(detail or "The request is invalid").with_extensions(errors=listed)
 
 
 def unhandled_problem(exc: BaseException, scope: Scope, log: logging.Logger) -> ProblemDetails:

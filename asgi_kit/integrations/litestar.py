@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from asgi_kit.errors import ProblemDetails, ProblemError, render_problem
@@ -38,6 +39,7 @@ except ImportError as exc:  # tested with the framework hidden from sys.modules
     raise framework_missing("litestar", "Litestar", exc) from exc
 
 LitestarRequest = Request[Any, Any, Any]
+_GENERATED_DETAIL = "Validation failed for "
 
 
 def problem_response(
@@ -64,11 +66,21 @@ def _validation_triples(extra: Any) -> list[tuple[Any, Any, Any]]:
     return triples
 
 
+def _own_detail(exc: ValidationException) -> str | None:
+    # Litestar's generated detail is "Validation failed for GET /path?query": the query may hold
+    # a token, so it is replaced; a detail the app wrote itself is kept.
+    detail = exc.detail
+    if not detail or detail.startswith(_GENERATED_DETAIL) or detail == HTTPStatus(exc.status_code).phrase:
+        return None
+    return detail
+
+
 def problem_exception_handlers(*, logger: logging.Logger | None = None) -> dict[Any, Callable[..., Any]]:
     """The mapping for ``Litestar(exception_handlers=...)`` (app level, so 404 and 405 are covered).
 
     - ``ValidationException``: its status (400) with an ``errors`` extension listing ``loc``,
-      ``msg`` and ``type`` of each error, never the input values.
+      ``msg`` and ``type`` of each error, never the input values. The detail Litestar generates
+      (it holds the query string) becomes "The request is invalid"; one the app wrote is kept.
     - ``HTTPException`` (``NotFoundException``, ``MethodNotAllowedException`` ...): the kit's
       problem for that status, headers kept (``Allow``); a custom detail is kept for 4xx.
     - :class:`~asgi_kit.errors.ProblemError`: its problem and headers.
@@ -81,7 +93,7 @@ def problem_exception_handlers(*, logger: logging.Logger | None = None) -> dict[
     log = logger or default_logger
 
     def validation(request: LitestarRequest, exc: ValidationException) -> Response[bytes]:
-        problem = validation_problem(_validation_triples(exc.extra), exc.status_code)
+        problem = validation_problem(_validation_triples(exc.extra), exc.status_code, _own_detail(exc))
         return problem_response(problem, request, header_pairs(exc.headers))
 
     def http_exception(request: LitestarRequest, exc: HTTPException) -> Response[bytes]:
