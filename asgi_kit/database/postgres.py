@@ -157,13 +157,19 @@ async def new_postgres_pool(database_url: str | SecretStr, **options: Any) -> Po
 
 @asynccontextmanager
 async def postgres_lifespan(
-    pool: PostgresPool, *, timeout: float | None = None
+    pool: PostgresPool, *, timeout: float | None = None, migrate: bool = False
 ) -> AsyncIterator[PostgresPool]:
     """Open ``pool`` on startup and close it on shutdown: an async context manager for lifespans.
 
     Starlette/FastAPI: ``lifespan=lambda app: postgres_lifespan(pool)``; Litestar:
-    ``lifespan=[lambda app: postgres_lifespan(pool)]``.
+    ``lifespan=[lambda app: postgres_lifespan(pool)]``. With ``migrate=True``
+    (``DatabaseSettings.migrate_on_start``) the kit's migrations run first, in a worker thread;
+    concurrent replicas queue safely (see :func:`~asgi_kit.database.migrations.run_migrations`).
     """
+    if migrate:
+        from asgi_kit.database.migrations import run_migrations  # migrations imports this module
+
+        await asyncio.to_thread(run_migrations, str(pool.conninfo))
     await open_postgres_pool(pool, timeout=timeout)
     try:
         yield pool

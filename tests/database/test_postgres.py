@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -87,6 +88,16 @@ async def test_lifespan_opens_and_closes(migrated_url: str) -> None:
         async with pool.connection() as conn:
             await conn.execute("SELECT 1")
     assert pool.closed
+
+
+async def test_lifespan_can_migrate_first(fresh_database: Callable[[], str]) -> None:
+    """postgres_lifespan(migrate=True) applies the schema before opening the pool."""
+    url = fresh_database()
+    pool = create_postgres_pool(url, min_size=1, max_size=1)
+    async with postgres_lifespan(pool, migrate=True):
+        async with pool.connection() as conn:
+            cursor = await conn.execute("SELECT count(*) FROM organizations")
+            assert await cursor.fetchone() == (0,)
 
 
 async def test_health_check_pass_and_fail(migrated_url: str) -> None:
