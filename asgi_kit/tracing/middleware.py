@@ -117,6 +117,9 @@ class TracingMiddleware:
         self.app = app
         self._exclude = PathFilter(exclude_paths)
         self._has_exclude = bool(self._exclude)
+        # Excluded paths (health checks) should cost next to nothing: with no root_path, an
+        # exact pattern is a set lookup done inline; subtrees and root_path go through PathFilter.
+        self._exclude_exact = frozenset(p for p in exclude_paths if not p.endswith("/*"))
         self._resolve_route = route_resolver or resolve_route_template
         self._record_query = bool(record_query)
         self._redacted = frozenset(name.lower() for name in redacted_query_params)
@@ -139,14 +142,19 @@ class TracingMiddleware:
         return self._tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["path"] in self._exclude_exact and not scope.get("root_path")):
+            await self.app(scope, receive, send)
+            return
         tracer = self._tracer
-        if tracer is None and (not self._follow_global or (tracer := self._adopt_global()) is None):
+        if (tracer is None and (not self._follow_global or (tracer := self._adopt_global()) is None)) or (
+            self._has_exclude and self._exclude.matches(scope)
+        ):
             await self.app(scope, receive, send)
             return
-        if scope["type"] != "http" or (self._has_exclude and self._exclude.matches(scope)):
-            await self.app(scope, receive, send)
-            return
+        await self._traced(tracer, scope, receive, send)
 
+    async def _traced(self, tracer: Tracer, scope: Scope, receive: Receive, send: Send) -> None:
+        # Separate from __call__ so pass-through requests never pay for this frame's cells.
         method: str = scope["method"]
         traceparent: bytes | None = None
         duplicate = False
