@@ -36,6 +36,9 @@ _SKIP: Final = frozenset(RESERVED_ATTRS) | {"asctime", "taskName", *CORE_FIELDS}
 #: hands its fields over without the formatter scanning every attribute of the record.
 FIELDS_MARK: Final = "_asgi_kit_fields"
 
+# ".000Z" to ".999Z": the end of a timestamp is a lookup, not a format call.
+_MILLIS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
+
 # Marks the handler new_logger installed, so a second call reconfigures it instead of adding one.
 _HANDLER_MARK: Final = "_asgi_kit_json_handler"
 
@@ -82,7 +85,11 @@ class JsonLogFormatter(JsonFormatter):
     """
 
     def __init__(self, service: str = "", static_fields: Mapping[str, Any] | None = None) -> None:
-        super().__init__(static_fields=dict(static_fields or {}), json_ensure_ascii=True)
+        static = dict(static_fields or {})
+        clashing = sorted(set(static) & {*CORE_FIELDS, "request_id", "trace_id", "span_id"})
+        if clashing:
+            raise ValueError(f"static_fields must not redefine core fields: {', '.join(clashing)}")
+        super().__init__(static_fields=static, json_ensure_ascii=True)
         self.service = service
         self._encoder = JsonEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
         # json's C encoder, built once: JSONEncoder.encode rebuilds it on every call, which is most
@@ -90,39 +97,51 @@ class JsonLogFormatter(JsonFormatter):
         # takes the slow path below); NaN and infinities refused, since they are not JSON.
         self._fast_encode = _make_c_encoder(self._encoder.default)
         self._second = (-1, "")
+        # What is the same on every line is encoded once: the service and the static fields.
+        self._service_json = encode_basestring_ascii(service)
+        self._static_keys = frozenset(static)
+        self._static_json = "," + self._encode(static)[1:-1] if static else ""
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
-        data: dict[str, Any] = {
-            "timestamp": self._timestamp(record.created),
-            "level": record.levelname,
-            "service": self.service,
-            "logger": record.name,
-            "message": redact_url_credentials(message) if "://" in message else message,
-        }
-        if self.static_fields:
-            data.update(self.static_fields)
+        if "://" in message:
+            message = redact_url_credentials(message)
         attributes = record.__dict__
         handed = attributes.get(FIELDS_MARK)
         if handed is not None and handed[1] == len(attributes):
-            # The access log resolved the request context itself (it outlives the contextvars).
-            data.update(handed[0])
+            # The access log's field names, read back from the record (a filter may have rewritten
+            # a value) at C speed; it resolved the request context itself.
+            rest = dict(zip(handed[0], map(attributes.__getitem__, handed[0]), strict=True))
         else:
-            for key, value in attributes.items():
-                if key not in _SKIP and key[:1] != "_":
-                    data[key] = value
-            add_request_context(data)
+            rest = {key: value for key, value in attributes.items() if key not in _SKIP and key[:1] != "_"}
+            add_request_context(rest)
         if record.exc_info:
             # Formatted here rather than cached on record.exc_text: that cache is shared with
             # other handlers, which must not see our redaction (nor we theirs).
-            data["exc_info"] = redact_url_credentials(
+            rest["exc_info"] = redact_url_credentials(
                 logging.Formatter.formatException(self, record.exc_info)
             )
         elif record.exc_text:
-            data["exc_info"] = redact_url_credentials(record.exc_text)
+            rest["exc_info"] = redact_url_credentials(record.exc_text)
         if record.stack_info:
-            data["stack_info"] = logging.Formatter.formatStack(self, record.stack_info)
-        return self._encode(data)
+            rest["stack_info"] = logging.Formatter.formatStack(self, record.stack_info)
+        timestamp = self._timestamp(record.created)
+        if self._static_keys and not self._static_keys.isdisjoint(rest):
+            # An extra= field overrides a static one of the same name: one dict, one encoding.
+            core = {"timestamp": timestamp, "level": record.levelname, "service": self.service}
+            core.update(logger=record.name, message=message, **self.static_fields)
+            core.update(rest)
+            return self._encode(core)
+        # The core fields are strings: escaped by json's own C function and spliced in front of
+        # the encoded rest, in the same order and with the same escaping as encoding one dict.
+        head = (
+            f'{{"timestamp":"{timestamp}","level":{encode_basestring_ascii(record.levelname)},'
+            f'"service":{self._service_json},"logger":{encode_basestring_ascii(record.name)},'
+            f'"message":{encode_basestring_ascii(message)}{self._static_json}'
+        )
+        if not rest:
+            return head + "}"
+        return f"{head},{self._encode(rest)[1:]}"
 
     def _encode(self, data: dict[str, Any]) -> str:
         if self._fast_encode is not None:
@@ -143,7 +162,7 @@ class JsonLogFormatter(JsonFormatter):
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
             # One tuple assignment, so a thread switch never pairs a second with another's prefix.
             self._second = (seconds, prefix)
-        return f"{prefix}.{int((created - seconds) * 1000):03d}Z"
+        return prefix + _MILLIS[int((created - seconds) * 1000)]
 
 
 class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -214,9 +233,7 @@ def new_logger(
     if not isinstance(service, str) or not service:
         raise ValueError("service must be a non-empty string")
     numeric_level = resolve_level(level)
-    clashing = sorted(set(static_fields) & {*CORE_FIELDS, "request_id", "trace_id", "span_id"})
-    if clashing:
-        raise ValueError(f"static_fields must not redefine core fields: {', '.join(clashing)}")
+    formatter = JsonLogFormatter(service, static_fields)  # validates the static fields
     if stream is not None and not callable(getattr(stream, "write", None)):
         raise TypeError("stream must be a text stream with a write() method")
 
@@ -230,7 +247,7 @@ def new_logger(
         logger.addHandler(handler)
     elif stream is not None:
         handler.setStream(stream)
-    handler.setFormatter(JsonLogFormatter(service, static_fields))
+    handler.setFormatter(formatter)
     if not isinstance(logger, logging.RootLogger):
         logger.propagate = False
     return logger

@@ -14,8 +14,8 @@ from typing import Final
 
 from asgi_kit._asgi.context import REQUEST_ID_STATE_KEY, request_id_var
 from asgi_kit._asgi.headers import header_name
-from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_kit.logging._exclude import make_exclusion
 
 MAX_REQUEST_ID_LENGTH: Final = 128
 
@@ -100,9 +100,7 @@ class RequestIDMiddleware:
         self.app = app
         self._header = encoded  # the hot path compares bytes
         self._trust_incoming = trust_incoming
-        self._exclude = PathFilter(exclude_paths)
-        # None when nothing is excluded: the hot path then skips even the call.
-        self._excluded = self._exclude.matches if self._exclude else None
+        self._exclude, self._exact, self._excluded = make_exclusion(exclude_paths)
         self._generator = generator
 
     def __repr__(self) -> str:
@@ -112,11 +110,18 @@ class RequestIDMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or (
-            self._excluded is not None and self._excluded(scope)
+        if (
+            scope["type"] not in ("http", "websocket")
+            or (self._exact and scope["path"] in self._exact and not scope.get("root_path"))
+            or (self._excluded is not None and self._excluded(scope))
         ):
             await self.app(scope, receive, send)
             return
+        await self._identified(scope, receive, send)
+
+    async def _identified(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A coroutine of its own, so that passing a request through never pays for the closure
+        # cells this one sets up.
         request_id = (self._trust_incoming and self._incoming(scope)) or self._generator()
         state = scope.get("state")
         if type(state) is dict:

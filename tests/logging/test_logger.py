@@ -11,9 +11,17 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asgi_kit._asgi.context import TraceIds, trace_ids_var, with_request_id
-from asgi_kit.logging import JsonLogFormatter, RequestContextFilter, get_request_id, new_logger
+from asgi_kit.logging import (
+    JsonLogFormatter,
+    RequestContextFilter,
+    get_request_id,
+    new_logger,
+    redact_url_credentials,
+)
 from asgi_kit.logging.logger import CORE_FIELDS, JsonLinesHandler, resolve_level
 from tests.logging.helpers import json_logger, parse_lines, records
 
@@ -305,3 +313,42 @@ def test_public_names() -> None:
             "with_request_id",
         ]
     )
+
+
+def test_extra_overrides_static_field() -> None:
+    """An extra= field named like a static field replaces it, in one well-formed line."""
+    with json_logger(region="static") as (logger, stream):
+        logger.info("a", extra={"region": "extra"})
+        logger.info("b")
+    first, second = records(stream)
+    assert first["region"] == "extra" and second["region"] == "static"
+    assert list(second) == [*CORE_FIELDS, "region"]
+
+
+def test_static_fields_are_validated_by_the_formatter() -> None:
+    """JsonLogFormatter itself refuses static fields that would redefine core or context fields."""
+    with pytest.raises(ValueError, match="request_id"):
+        JsonLogFormatter("svc", {"request_id": "x"})
+
+
+@given(
+    st.text(max_size=50),
+    st.text(max_size=20),
+    st.dictionaries(st.from_regex(r"[a-j][a-j_]{0,7}", fullmatch=True), st.text(max_size=20), max_size=4),
+    st.dictionaries(st.sampled_from(["env", "zone"]), st.text(max_size=10), max_size=2),
+)
+def test_line_round_trips(message: str, name: str, extra: dict[str, str], static: dict[str, str]) -> None:
+    """Any message, logger name, extras and static fields come back from the line exactly."""
+    formatter = JsonLogFormatter("svc\n\u2028", static)
+    record = logging.LogRecord(name or "root", logging.INFO, __file__, 1, "%s", (message,), None)
+    extra = {k: v for k, v in extra.items() if k not in record.__dict__ and k not in CORE_FIELDS}
+    record.__dict__.update(extra)
+    (line,) = parse_lines(formatter.format(record) + "\n")
+    expected_message = redact_url_credentials(message)
+    assert (line["message"], line["logger"], line["service"]) == (
+        expected_message,
+        name or "root",
+        "svc\n\u2028",
+    )
+    assert line == {**line, **static, **extra}
+    assert list(line)[:5] == list(CORE_FIELDS)

@@ -392,18 +392,27 @@ async def test_custom_record_factory_is_honoured() -> None:
 
 
 async def test_filter_added_fields_reach_the_line() -> None:
-    """A handler filter adding attributes to the access record gets them into the JSON line."""
+    """Handler filters that add or rewrite attributes of the access record are seen in the line."""
 
     class AddZone(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
             record.zone = "z1"
             return True
 
+    class MaskPath(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.path = "/masked"
+            return True
+
     with json_logger() as (logger, stream):
         logger.handlers[0].addFilter(AddZone())
         await call_app(LoggingMiddleware(bare_app(), logger=logger), make_scope("/ok"))
-    (record,) = records(stream)
-    assert record["zone"] == "z1" and record["status"] == 200
+        logger.handlers[0].removeFilter(logger.handlers[0].filters[0])
+        logger.handlers[0].addFilter(MaskPath())
+        await call_app(LoggingMiddleware(bare_app(), logger=logger), make_scope("/ok"))
+    first, second = records(stream)
+    assert first["zone"] == "z1" and first["status"] == 200
+    assert second["path"] == "/masked" and "zone" not in second
 
 
 async def test_stock_formatter_sees_flat_fields() -> None:
