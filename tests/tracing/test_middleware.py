@@ -490,3 +490,27 @@ async def test_broken_route_resolver_never_fails_the_request(
     )
     assert send.status == 200
     assert only_span(exporter).name == "GET"
+
+
+@pytest.mark.parametrize(
+    ("patterns", "path", "root_path", "traced"),
+    [
+        (["/static/*"], "/static/a.css", "", False),
+        (["/static/*"], "/staticfiles", "", True),
+        (["/health"], "/health", "/api", False),
+        (["/health"], "/healthz", "", True),
+        (["/health"], "/HEALTH", "", True),
+    ],
+)
+async def test_exclude_paths_subtrees_and_root_path(
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    patterns: list[str],
+    path: str,
+    root_path: str,
+    traced: bool,
+) -> None:
+    """Subtree patterns and mounted apps (root_path) are excluded exactly as PathFilter says."""
+    app = TracingMiddleware(routed_app(), tracer_provider=provider, exclude_paths=patterns)
+    await call_app(app, make_scope(path, root_path=root_path))
+    assert len(exporter.get_finished_spans()) == (1 if traced else 0)
