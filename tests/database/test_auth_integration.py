@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import httpx
 import pytest
 
@@ -59,3 +62,46 @@ async def test_key_store_outage_is_503_from_auth(migrated_url: str) -> None:
         response = await client.get("/", headers={"x-api-key": generate_api_key()})
     assert response.status_code == 503
     assert PASSWORD not in response.text and "psycopg" not in response.text
+
+
+async def test_budget_example_on_postgres(
+    fresh_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/budget_example.py with ASGI_KIT_DATABASE__URL migrates, seeds, enforces and checks."""
+    from examples.budget_example import ORG, from_environment
+    from tests.harness.asgi import call_app, make_scope
+
+    monkeypatch.setenv("ASGI_KIT_DATABASE__URL", fresh_database())
+    app = from_environment()
+    startup = asyncio.Event()
+    finish = asyncio.Event()
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        if not sent:
+            return {"type": "lifespan.startup"}
+        await finish.wait()
+        return {"type": "lifespan.shutdown"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+        if message["type"] == "lifespan.startup.complete":
+            startup.set()
+
+    lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))  # type: ignore[arg-type]
+    await asyncio.wait_for(startup.wait(), 30)
+    try:
+        statuses = [
+            (
+                await call_app(
+                    app, make_scope("/v1/chat/completions", method="POST", headers=[("x-org", ORG)])
+                )
+            ).status
+            for _ in range(3)
+        ]
+        ready = await call_app(app, make_scope("/health/readyz"))
+    finally:
+        finish.set()
+        await asyncio.wait_for(lifespan, 10)
+    assert statuses == [200, 200, 429]
+    assert ready.status == 200 and ready.json()["checks"]["database"]["status"] == "pass"
