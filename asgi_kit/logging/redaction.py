@@ -83,6 +83,12 @@ _CONTROL_ESCAPES: Final = {
 # runs to the *last* ``@`` of the authority, because real passwords contain unescaped ``@``.
 _URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^\s:/?#@]*)(:[^\s/?#]*)?@")
 _QUERY_SEPARATORS: Final = re.compile(r"([&;])")
+# ...?token=abc&page=2 inside a logged URL (an HTTP client logging its requests, say).
+_URL_SECRET_PARAMS: Final = re.compile(
+    r"([?&;](?:%s)=)[^&;#\s\"'<>]*"
+    % "|".join(re.escape(name) for name in sorted(DEFAULT_REDACT_QUERY_PARAMS)),
+    re.IGNORECASE,
+)
 
 
 def escape_control(text: str) -> str:
@@ -152,10 +158,14 @@ def redact_query(
 
 
 def redact_url_credentials(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@host`` URL replaced."""
+    """``text`` with the password of every ``scheme://user:password@host`` URL replaced, and the
+    value of every secret query parameter (``?token=``, ``&api_key=`` ...) in it too."""
     if "://" not in text:
         return text
-    return _URL_CREDENTIALS.sub(_redact_userinfo, text)
+    text = _URL_CREDENTIALS.sub(_redact_userinfo, text)
+    if "=" in text:
+        text = _URL_SECRET_PARAMS.sub(rf"\1{REDACTED}", text)
+    return text
 
 
 def _redact_userinfo(match: re.Match[str]) -> str:

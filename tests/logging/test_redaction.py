@@ -135,6 +135,9 @@ def test_escape_and_bound_examples() -> None:
             "amqp://guest:***@rabbit/ and mysql+pymysql://root:***@m/db",
         ),
         ("http://example.com/a@b", "http://example.com/a@b"),
+        ('GET http://t/orders/7?token=abc&page=2 "200"', 'GET http://t/orders/7?token=***&page=2 "200"'),
+        ("https://h/cb?state=1&CODE=xyz#frag", "https://h/cb?state=1&CODE=***#frag"),
+        ("see ?token=abc without a url", "see ?token=abc without a url"),
         ("no urls here", "no urls here"),
     ],
 )
