@@ -84,11 +84,8 @@ _CONTROL_ESCAPES: Final = {
 _URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^\s:/?#@]*)(:[^\s/?#]*)?@")
 _QUERY_SEPARATORS: Final = re.compile(r"([&;])")
 # ...?token=abc&page=2 inside a logged URL (an HTTP client logging its requests, say).
-_URL_SECRET_PARAMS: Final = re.compile(
-    r"([?&;](?:%s)=)[^&;#\s\"'<>]*"
-    % "|".join(re.escape(name) for name in sorted(DEFAULT_REDACT_QUERY_PARAMS)),
-    re.IGNORECASE,
-)
+_SECRET_NAMES: Final = "|".join(re.escape(name) for name in sorted(DEFAULT_REDACT_QUERY_PARAMS))
+_URL_SECRET_PARAMS: Final = re.compile(rf"([?&;](?:{_SECRET_NAMES})=)[^&;#\s\"'<>]*", re.IGNORECASE)
 
 
 def escape_control(text: str) -> str:
