@@ -53,9 +53,10 @@ class LoggingMiddleware:
     route template, the principal), the request-id and trace-id contextvars, and the response
     messages (status, body sizes). Writes nothing but the log record. The record's fields:
     ``method``, ``path``, ``query`` (secrets redacted; only when there is one), ``route``,
-    ``status`` (int), ``duration_ms``, ``bytes_sent``, ``error``, ``client``, ``user_agent``,
-    ``request_id``, ``trace_id`` and ``span_id`` (when traced), ``principal`` (``id``, ``org_id``,
-    ``role``, ``auth_method``; never a credential) and ``headers`` (only those asked for).
+    ``status`` (int), ``duration_ms``, ``bytes_sent``, ``error`` (only when true), ``client``,
+    ``user_agent``, ``request_id``, ``trace_id`` and ``span_id`` (when traced), ``principal``
+    (``id``, ``org_id``, ``role``, ``auth_method``; never a credential) and ``headers`` (only those
+    asked for). A field with nothing to say is left out rather than written as null.
 
     ``status`` is the response's status; 500 when the app raised (or returned) before starting a
     response; 499 when the client disconnected before the response was complete. ``error`` is
