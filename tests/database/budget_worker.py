@@ -1,8 +1,9 @@
 """One worker process of the budget concurrency test (run with ``python -m``).
 
-Opens its own pool, prints ``ready``, waits for the start file, then sends ``rounds`` waves of
-``concurrency`` concurrent requests through BudgetMiddleware + PostgresUsageStore; the app
-records one token per request it serves. Prints the status counts as JSON.
+Opens its own pool, prints ``ready``, waits for the start file, then sends ``rounds * concurrency``
+requests, ``concurrency`` at a time, through BudgetMiddleware + PostgresUsageStore; the app
+records one token per request it serves. Prints JSON: the status counts, the wall-clock time
+each served request was admitted, and when this process first saw the counter reach the budget.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections import Counter
 
 import httpx
@@ -28,8 +30,14 @@ async def run(
     pool = await new_postgres_pool(url, min_size=2, max_size=10, timeout=20)
     store = PostgresUsageStore(pool)
 
+    admitted: list[float] = []
+    crossed: list[float] = []
+
     async def spend_one_token(scope: Scope, receive: Receive, send: Send) -> None:
-        await store.record_usage(Usage(org_id=org_id, model="m", prompt_tokens=1))
+        admitted.append(time.time())  # wall clock: comparable across the processes
+        state = await store.record_usage(Usage(org_id=org_id, model="m", prompt_tokens=1))
+        if state.exceeded and not crossed:
+            crossed.append(time.time())
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -45,14 +53,21 @@ async def run(
             break
         await asyncio.sleep(0.01)
     statuses: Counter[int] = Counter()
+    remaining = [rounds * concurrency]
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        # a steady stream, ``concurrency`` requests in flight, rather than waves: the budget is
+        # crossed mid-stream, so the cache window shows in when the last request is admitted
+        while remaining[0] > 0:
+            remaining[0] -= 1
+            response = await client.post("/v1/chat/completions")
+            statuses[response.status_code] += 1
+
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
-        for _ in range(rounds):
-            responses = await asyncio.gather(
-                *(client.post("/v1/chat/completions") for _ in range(concurrency))
-            )
-            statuses.update(r.status_code for r in responses)
+        await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
     await pool.close()
-    print(json.dumps({str(k): v for k, v in statuses.items()}), flush=True)
+    result = {"statuses": {str(k): v for k, v in statuses.items()}, "admitted": admitted, "crossed": crossed}
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

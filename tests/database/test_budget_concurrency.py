@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,10 +17,12 @@ from tests.database.conftest import new_org_id
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-PROCESSES, CONCURRENCY, ROUNDS, BUDGET = 2, 50, 4, 150
+PROCESSES, CONCURRENCY, ROUNDS, BUDGET = 2, 50, 6, 150
+#: scheduling slack on a 2-core machine shared with other test runs
+SLACK = 1.5
 
 
-def run_workers(url: str, org_id: str, cache_ttl: float, tmp_path: Path) -> list[dict[str, int]]:
+def run_workers(url: str, org_id: str, cache_ttl: float, tmp_path: Path) -> list[dict[str, Any]]:
     start = tmp_path / f"start-{org_id}"
     args = [str(ROUNDS), str(CONCURRENCY), str(cache_ttl), str(start)]
     procs = [
@@ -41,7 +44,7 @@ def run_workers(url: str, org_id: str, cache_ttl: float, tmp_path: Path) -> list
         for proc in procs:
             out, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err
-            results.append({k: int(v) for k, v in json.loads(out.strip().splitlines()[-1]).items()})
+            results.append(json.loads(out.strip().splitlines()[-1]))
         return results
     finally:
         for proc in procs:
@@ -59,8 +62,8 @@ async def test_two_processes_spend_one_budget(
     org = new_org_id()
     await store.create_organization(org, org, budget_tokens_monthly=BUDGET)
     results = await asyncio.to_thread(run_workers, migrated_url, org, cache_ttl, tmp_path)
-    served = sum(r.get("200", 0) for r in results)
-    refused = sum(r.get("429", 0) for r in results)
+    served = sum(r["statuses"].get("200", 0) for r in results)
+    refused = sum(r["statuses"].get("429", 0) for r in results)
     total = PROCESSES * CONCURRENCY * ROUNDS
     assert served + refused == total, results
     state = await store.get_budget(org)
@@ -72,6 +75,7 @@ async def test_two_processes_spend_one_budget(
     if cache_ttl == 0:
         # without the cache the overshoot is bounded by the requests in flight when the budget was crossed
         assert state.used - BUDGET < PROCESSES * CONCURRENCY
-    else:
-        # with it, by what each process admits within one cache_ttl: here at most its whole load
-        assert state.used - BUDGET <= total - BUDGET
+    # the documented window: no process admits a request later than cache_ttl after the crossing
+    crossed = min(t for r in results for t in r["crossed"])
+    last_admitted = max(t for r in results for t in r["admitted"])
+    assert last_admitted <= crossed + cache_ttl + SLACK
