@@ -140,7 +140,6 @@ class BudgetMiddleware:
             return
         try:
             state = await self._lookup(principal.org_id)
-            _honour_lost_cancellation()
         except Exception as exc:
             # Type only: a driver message may hold a host name or a DSN.
             logger.warning("budget store unavailable (%s); failing %s", type(exc).__name__, self._mode)
@@ -168,6 +167,7 @@ class BudgetMiddleware:
             if hit:
                 return state
         state = await self._store.get_budget(org_id)
+        _honour_lost_cancellation()
         if cache.enabled:
             cache.put(org_id, state)
         return state
