@@ -101,6 +101,9 @@ class JsonLogFormatter(JsonFormatter):
         self._service_json = encode_basestring_ascii(service)
         self._static_keys = frozenset(static)
         self._static_json = "," + self._encode(static)[1:-1] if static else ""
+        # The encoded level/service/logger/message of recent short messages: for the access log
+        # these never change. Bounded, and cleared rather than grown.
+        self._heads: dict[tuple[str, str, str], str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -134,14 +137,21 @@ class JsonLogFormatter(JsonFormatter):
             return self._encode(core)
         # The core fields are strings: escaped by json's own C function and spliced in front of
         # the encoded rest, in the same order and with the same escaping as encoding one dict.
-        head = (
-            f'{{"timestamp":"{timestamp}","level":{encode_basestring_ascii(record.levelname)},'
-            f'"service":{self._service_json},"logger":{encode_basestring_ascii(record.name)},'
-            f'"message":{encode_basestring_ascii(message)}{self._static_json}'
-        )
+        key = (record.levelname, record.name, message)
+        head = self._heads.get(key)
+        if head is None:
+            head = (
+                f'"level":{encode_basestring_ascii(record.levelname)},"service":{self._service_json},'
+                f'"logger":{encode_basestring_ascii(record.name)},"message":{encode_basestring_ascii(message)}'
+                f"{self._static_json}"
+            )
+            if len(message) <= 64:  # constant messages (the access log's) repeat; others are not kept
+                if len(self._heads) >= 256:
+                    self._heads.clear()
+                self._heads[key] = head
         if not rest:
-            return head + "}"
-        return f"{head},{self._encode(rest)[1:]}"
+            return f'{{"timestamp":"{timestamp}",{head}}}'
+        return f'{{"timestamp":"{timestamp}",{head},{self._encode(rest)[1:]}'
 
     def _encode(self, data: dict[str, Any]) -> str:
         if self._fast_encode is not None:

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from asgi_kit._asgi.context import TraceIds, request_id_var, scope_request_id, trace_ids_var
 from asgi_kit._asgi.headers import header_name
-from asgi_kit._asgi.principal import get_principal
+from asgi_kit._asgi.principal import Principal
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.logging._exclude import make_exclusion
@@ -233,15 +233,22 @@ class LoggingMiddleware:
         user_agent = forwarded = None
         log_headers = self._log_headers
         logged: dict[str, str] | None = None
-        for name, value in scope.get("headers") or ():
-            if name == b"user-agent":
-                user_agent = value
-            elif name == b"x-forwarded-for":
-                forwarded = value if forwarded is None else forwarded + b"," + value
-            if log_headers and name in log_headers:
-                logged = self._add_header(logged, log_headers[name], value)
+        headers = scope.get("headers") or ()
+        if log_headers or self._proxies:
+            for name, value in headers:
+                if name == b"user-agent":
+                    user_agent = value
+                elif name == b"x-forwarded-for":
+                    forwarded = value if forwarded is None else forwarded + b"," + value
+                if name in log_headers:
+                    logged = self._add_header(logged, log_headers[name], value)
+        else:  # the common case: only the User-Agent is wanted, and the scan stops there
+            for name, value in headers:
+                if name == b"user-agent":
+                    user_agent = value
+                    break
         client = scope.get("client")
-        address = str(client[0]) if client else None
+        address = (client[0] if type(client[0]) is str else str(client[0])) if client else None
         if forwarded is not None and self._proxies:
             address = self._proxies.client(address, forwarded)
         if address is not None:
@@ -262,8 +269,8 @@ class LoggingMiddleware:
         if trace is not None:
             fields["trace_id"] = trace.trace_id
             fields["span_id"] = trace.span_id
-        principal = get_principal(scope)
-        if principal is not None:
+        principal = scope.get("user")
+        if isinstance(principal, Principal):  # get_principal(), inlined
             fields["principal"] = {
                 "id": safe_text(principal.identity, _SHORT),
                 "org_id": safe_text(principal.org_id, _SHORT) if principal.org_id else None,
