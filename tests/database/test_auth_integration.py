@@ -105,3 +105,21 @@ async def test_budget_example_on_postgres(
         await asyncio.wait_for(lifespan, 10)
     assert statuses == [200, 200, 429]
     assert ready.status == 200 and ready.json()["checks"]["database"]["status"] == "pass"
+
+
+async def test_refresh_rotation_with_reuse_detection_across_managers(pool: PostgresPool) -> None:
+    """Two JWTManagers (two workers) sharing PostgresTokenRevocationStore: a reused refresh token revokes its family."""
+    from asgi_kit.auth import JWTConfig, JWTManager
+    from asgi_kit.auth.errors import InvalidTokenError
+    from asgi_kit.database import PostgresTokenRevocationStore
+
+    config = JWTConfig(secret="s" * 32, issuer="iss", audience="aud")
+    store = PostgresTokenRevocationStore(pool)
+    worker_a = JWTManager(config, revocation_store=store)
+    worker_b = JWTManager(config, revocation_store=PostgresTokenRevocationStore(pool))
+    first = worker_a.generate_token_pair("u1", "org1", "org_user")
+    second = await worker_a.refresh_token_pair(first.refresh_token)
+    with pytest.raises(InvalidTokenError):
+        await worker_b.refresh_token_pair(first.refresh_token)  # reuse, seen by the other worker
+    with pytest.raises(InvalidTokenError):
+        await worker_b.refresh_token_pair(second.refresh_token)  # the whole family is now revoked
