@@ -36,6 +36,7 @@ _OPENAI_BODY: Final = json.dumps(
     separators=(",", ":"),
 ).encode()
 _NO_RETRY: Final = (b"x-should-retry", b"false")
+_OUTAGE_LOG_INTERVAL: Final = 1.0
 
 
 def _utcnow() -> datetime:
@@ -124,6 +125,10 @@ class BudgetMiddleware:
         self._retry_after_period_end = bool(retry_after_period_end)
         self._unavailable_retry_after = unavailable_retry_after
         self._exclude = PathFilter(exclude_paths)
+        self._clock = clock
+        # outage-log throttle: shared by design (it counts failures across requests)
+        self._last_outage_log = -math.inf
+        self._outages_since_log = 0
         self._openai_all = openai_error_format is True
         if isinstance(openai_error_format, bool):
             self._openai_paths = PathFilter(())
@@ -141,8 +146,7 @@ class BudgetMiddleware:
         try:
             state = await self._lookup(principal.org_id)
         except Exception as exc:
-            # Type only: a driver message may hold a host name or a DSN.
-            logger.warning("budget store unavailable (%s); failing %s", type(exc).__name__, self._mode)
+            self._log_outage(exc)
             if self._fail_open:
                 await self.app(scope, receive, send)
             else:
@@ -156,9 +160,21 @@ class BudgetMiddleware:
             return
         await self._exceeded(scope, send, state)
 
-    @property
-    def _mode(self) -> str:
-        return "open" if self._fail_open else "closed"
+    def _log_outage(self, exc: Exception) -> None:
+        # At most one warning a second: an outage must not turn every request into a log line.
+        # Type only: a driver message may hold a host name or a DSN.
+        now = self._clock()
+        self._outages_since_log += 1
+        if now - self._last_outage_log < _OUTAGE_LOG_INTERVAL:
+            return
+        logger.warning(
+            "budget store unavailable (%s), %d request(s) since the last warning; failing %s",
+            type(exc).__name__,
+            self._outages_since_log,
+            "open" if self._fail_open else "closed",
+        )
+        self._last_outage_log = now
+        self._outages_since_log = 0
 
     async def _lookup(self, org_id: str) -> BudgetState | None:
         cache = self._cache

@@ -378,3 +378,17 @@ async def test_swallowed_cancellation_is_honoured() -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
     assert app.calls == 0 and send.start is None
+
+
+async def test_outage_warnings_are_throttled(caplog: pytest.LogCaptureFixture) -> None:
+    """During an outage at most one warning a second is logged, counting the failed requests."""
+    clock = Clock()
+    layer = BudgetMiddleware(AppCalls(), store=FailingStore(RuntimeError()), clock=clock)
+    with caplog.at_level(logging.WARNING, logger="asgi_kit.budget"):
+        for _ in range(5):
+            await call_app(layer, scope_for())
+        clock.now += 1.0
+        await call_app(layer, scope_for())
+    messages = [r.getMessage() for r in caplog.records if r.name == "asgi_kit.budget"]
+    assert len(messages) == 2
+    assert "1 request(s)" in messages[0] and "5 request(s)" in messages[1]
