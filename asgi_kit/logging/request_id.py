@@ -117,11 +117,6 @@ class RequestIDMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        await self._identified(scope, receive, send)
-
-    async def _identified(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # A coroutine of its own, so that passing a request through never pays for the closure
-        # cells this one sets up.
         request_id = (self._trust_incoming and self._incoming(scope)) or self._generator()
         state = scope.get("state")
         if type(state) is dict:
@@ -133,7 +128,11 @@ class RequestIDMiddleware:
         echoed = (self._header, request_id.encode("latin-1", "replace"))
         token = request_id_var.set(request_id)
 
-        async def send_with_request_id(message: Message) -> None:
+        # send and echoed are bound as defaults, not closed over: closure cells would be made on
+        # entry to __call__, so even passed-through requests would pay for them.
+        async def send_with_request_id(
+            message: Message, send: Send = send, echoed: tuple[bytes, bytes] = echoed
+        ) -> None:
             if message["type"] in _HEADER_MESSAGES:
                 message["headers"] = [*message.get("headers", ()), echoed]
             await send(message)
