@@ -175,6 +175,20 @@ def bare_fastapi_app(dependencies: Sequence[Any] = ()) -> Any:
     return app
 
 
+def bare_starlette_app() -> Any:
+    """The Starlette base: one async route ``GET /items/{item_id}`` returning the same JSON."""
+    starlette_cls, route_cls, response_cls = (
+        load("starlette.applications", "Starlette")[0],
+        load("starlette.routing", "Route")[0],
+        load("starlette.responses", "JSONResponse")[0],
+    )
+
+    async def read_item(request: Any) -> Any:
+        return response_cls({"item_id": int(request.path_params["item_id"])})
+
+    return starlette_cls(routes=[route_cls(ROUTE, read_item)])
+
+
 __all__ = [
     "AUDIENCE",
     "BASE_HEADERS",
@@ -188,6 +202,7 @@ __all__ = [
     "SkipVariant",
     "bare_asgi_app",
     "bare_fastapi_app",
+    "bare_starlette_app",
     "bearer_values",
     "load",
     "mint_token",

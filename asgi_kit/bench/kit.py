@@ -12,13 +12,23 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from asgi_kit._asgi.types import ASGIApp
-from asgi_kit.bench._apps import AUDIENCE, ISSUER, PATH, SECRET, bare_asgi_app, bare_fastapi_app, load
+from asgi_kit.bench._apps import (
+    AUDIENCE,
+    ISSUER,
+    PATH,
+    SECRET,
+    bare_asgi_app,
+    bare_fastapi_app,
+    bare_starlette_app,
+    load,
+)
 from asgi_kit.bench.context import BenchContext
 
 Builder = Callable[[BenchContext], ASGIApp]
 
 
-KIT_LAYERS: Final = ("request_id", "logging", "metrics", "tracing", "problem_details", "auth", "rbac")
+# Outermost first, in the order Stack.from_settings uses (docs/stack.md), RBAC innermost.
+KIT_LAYERS: Final = ("request_id", "tracing", "logging", "metrics", "problem_details", "auth", "rbac")
 
 
 def _kit_layer(ctx: BenchContext, layer: str, *, excluded: bool = False) -> tuple[Any, dict[str, Any]]:
@@ -74,6 +84,13 @@ def kit_alone(layer: str, *, excluded: bool = False) -> Builder:
     return build
 
 
+def kit_on_starlette(layers: Sequence[str]) -> Builder:
+    def build(ctx: BenchContext) -> ASGIApp:
+        return _wrap_kit(ctx, bare_starlette_app(), layers)
+
+    return build
+
+
 def kit_on_fastapi(layers: Sequence[str]) -> Builder:
     def build(ctx: BenchContext) -> ASGIApp:
         return _wrap_kit(ctx, bare_fastapi_app(), layers)
@@ -102,4 +119,13 @@ def budget(ctx: BenchContext) -> ASGIApp:
     return app
 
 
-__all__ = ["KIT_LAYERS", "Builder", "budget", "guard", "kit_alone", "kit_on_fastapi", "kit_stack"]
+__all__ = [
+    "KIT_LAYERS",
+    "Builder",
+    "budget",
+    "guard",
+    "kit_alone",
+    "kit_on_fastapi",
+    "kit_on_starlette",
+    "kit_stack",
+]

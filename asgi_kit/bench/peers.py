@@ -12,7 +12,16 @@ import time
 from typing import Any
 
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_kit.bench._apps import AUDIENCE, ISSUER, ROLE, SECRET, bare_asgi_app, bare_fastapi_app, load
+from asgi_kit.bench._apps import (
+    AUDIENCE,
+    ISSUER,
+    ROLE,
+    SECRET,
+    bare_asgi_app,
+    bare_fastapi_app,
+    bare_starlette_app,
+    load,
+)
 from asgi_kit.bench.context import BenchContext, json_formatter
 
 
@@ -121,9 +130,10 @@ def json_log_base_http(ctx: BenchContext) -> ASGIApp:
 def starlette_exporter(ctx: BenchContext) -> ASGIApp:
     # No registry= option: starlette-exporter registers on the global registry and caches its
     # metrics at class level, so every instance in a process shares them (noted in the docs).
-    # It needs Starlette's router to find the route template, hence the FastAPI base.
+    # It needs Starlette's router to find the route template (unmatched requests are not
+    # recorded at all), hence the Starlette base: the lightest app with that router.
     (cls,) = load("starlette_exporter", "PrometheusMiddleware")
-    app: ASGIApp = cls(bare_fastapi_app())
+    app: ASGIApp = cls(bare_starlette_app())
     return app
 
 

@@ -25,9 +25,18 @@ from typing import Final, Literal
 
 from asgi_kit._asgi.types import ASGIApp
 from asgi_kit.bench import peers
-from asgi_kit.bench._apps import Passthrough, SkipVariant, bare_asgi_app, bare_fastapi_app
+from asgi_kit.bench._apps import Passthrough, SkipVariant, bare_asgi_app, bare_fastapi_app, bare_starlette_app
 from asgi_kit.bench.context import BenchContext
-from asgi_kit.bench.kit import KIT_LAYERS, Builder, budget, guard, kit_alone, kit_on_fastapi, kit_stack
+from asgi_kit.bench.kit import (
+    KIT_LAYERS,
+    Builder,
+    budget,
+    guard,
+    kit_alone,
+    kit_on_fastapi,
+    kit_on_starlette,
+    kit_stack,
+)
 
 TokenMode = Literal["cold", "cached"]
 
@@ -73,6 +82,7 @@ class Target:
 
 ASGI: Final = "bare.asgi"
 FASTAPI: Final = "bare.fastapi"
+STARLETTE: Final = "bare.starlette"
 
 
 def _bare_asgi(ctx: BenchContext) -> ASGIApp:
@@ -81,6 +91,11 @@ def _bare_asgi(ctx: BenchContext) -> ASGIApp:
 
 def _bare_fastapi(ctx: BenchContext) -> ASGIApp:
     app: ASGIApp = bare_fastapi_app()
+    return app
+
+
+def _bare_starlette(ctx: BenchContext) -> ASGIApp:
+    app: ASGIApp = bare_starlette_app()
     return app
 
 
@@ -101,6 +116,7 @@ _EXCLUDABLE: Final = ("request_id", "logging", "metrics", "tracing", "auth")
 _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], ...]] = (
     (ASGI, "base", None, "bare pure-ASGI app", _bare_asgi, "cached", False),
     (FASTAPI, "base", None, "bare FastAPI app, one async route", _bare_fastapi, "cached", False),
+    (STARLETTE, "base", None, "bare Starlette app, one async route", _bare_starlette, "cached", False),
     ("floor.passthrough", "floor", ASGI, "pure-ASGI passthrough (the floor)", _passthrough, "cached", False),
     *(
         (f"kit.{layer}", "kit", ASGI, text, kit_alone(layer), "cached", False)
@@ -174,11 +190,11 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         False,
     ),
     (
-        "kit.metrics.fastapi",
+        "kit.metrics.starlette",
         "kit",
-        FASTAPI,
-        "MetricsMiddleware around FastAPI",
-        kit_on_fastapi(["metrics"]),
+        STARLETTE,
+        "MetricsMiddleware around Starlette (fresh registry)",
+        kit_on_starlette(["metrics"]),
         "cached",
         False,
     ),
@@ -232,7 +248,7 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
     (
         "peer.starlette_exporter",
         "peer",
-        FASTAPI,
+        STARLETTE,
         "starlette-exporter (global registry)",
         peers.starlette_exporter,
         "cached",
@@ -340,8 +356,8 @@ TARGETS: Final[tuple[Target, ...]] = (
     ),
     Target(
         "metrics",
-        "metrics <= 0.15x starlette-exporter (both around FastAPI)",
-        "kit.metrics.fastapi",
+        "metrics <= 0.15x starlette-exporter (both around Starlette)",
+        "kit.metrics.starlette",
         ("peer.starlette_exporter",),
         0.15,
     ),
