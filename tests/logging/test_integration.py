@@ -134,3 +134,21 @@ def test_websocket_handshake_echoes_the_request_id() -> None:
     with serve(RequestIDMiddleware(build_app("bare")), "uvicorn") as served:
         reply, header = asyncio.run(asyncio.wait_for(talk(served.ws_url), 10))
     assert (reply, header) == ("ping", "ws-rid")
+
+
+@pytest.mark.parametrize("framework", ["starlette", "fastapi", "litestar"])
+def test_client_gone_mid_stream_is_499(framework: str) -> None:
+    """A client closing a streamed response early is logged as 499 (the framework saw http.disconnect)."""
+    with json_logger() as (logger, stream):
+        waiter = RecordWaiter()
+        logger.handlers[0].addFilter(waiter)
+        with serve(LoggingMiddleware(build_app(framework), logger=logger), "uvicorn") as served:
+            with (
+                httpx.Client(base_url=served.url, timeout=10) as client,
+                client.stream("GET", "/stream") as response,
+            ):
+                next(response.iter_raw())  # the first event, then hang up
+            waiter.wait_for(1)
+    (record,) = records(stream)
+    assert record["status"] == 499 and "error" not in record
+    assert 0 < record["bytes_sent"] < 48
