@@ -136,15 +136,7 @@ def stack_from_settings(
             from asgi_kit.database import PostgresUsageStore
 
             budget_store = PostgresUsageStore(pool)
-        layers.append(
-            Middleware(
-                BudgetMiddleware,
-                store=budget_store,
-                cache_ttl=settings.budget.cache_ttl,
-                fail_open=settings.budget.fail_open,
-                openai_error_format=settings.budget.openai_error_format,
-            )
-        )
+        layers.append(Middleware(BudgetMiddleware, store=budget_store, **settings.budget.options()))
 
     if on_startup or on_shutdown:
         layers.insert(0, Middleware(LifespanHooksMiddleware, on_startup=on_startup, on_shutdown=on_shutdown))

@@ -105,8 +105,11 @@ class HTTPClientSettings(Section):
 
 class BudgetSettings(Section):
     cache_ttl: float = Field(default=1.0, ge=0, le=60)
+    cache_max_entries: int = Field(default=10_000, ge=1)
     fail_open: bool = False
-    openai_error_format: bool = False
+    openai_error_format: bool | list[str] = False
+    retry_after_period_end: bool = False
+    exclude_paths: list[str] = Field(default_factory=list)
 
 
 class GuardSettings(Section):
