@@ -117,6 +117,11 @@ class JsonLogFormatter(JsonFormatter):
             rest = dict(zip(handed[0], map(attributes.__getitem__, handed[0]), strict=True))
         else:
             rest = {key: value for key, value in attributes.items() if key not in _SKIP and key[:1] != "_"}
+            if type(record.msg) is dict:
+                # python-json-logger's convention: log.info({"event": "x"}) logs those fields and
+                # an empty message. They go first, as there, and core fields stay core.
+                message = ""
+                rest = {**{k: v for k, v in record.msg.items() if k not in _SKIP}, **rest}
             add_request_context(rest)
         if record.exc_info:
             # Formatted here rather than cached on record.exc_text: that cache is shared with

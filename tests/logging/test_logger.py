@@ -315,6 +315,20 @@ def test_public_names() -> None:
     )
 
 
+def test_dict_message_becomes_fields() -> None:
+    """log.info({...}) logs the dict's items as fields with an empty message, as python-json-logger does."""
+    with json_logger() as (logger, stream), with_request_id("d-1"):
+        logger.info({"event": "signup", "plan": "pro", "level": "FAKE"}, extra={"plan": "extra-wins"})
+    (line,) = records(stream)
+    assert (line["message"], line["event"], line["plan"], line["level"]) == (
+        "",
+        "signup",
+        "extra-wins",
+        "INFO",
+    )
+    assert line["request_id"] == "d-1"
+
+
 def test_extra_overrides_static_field() -> None:
     """An extra= field named like a static field replaces it, in one well-formed line."""
     with json_logger(region="static") as (logger, stream):
