@@ -38,6 +38,9 @@ CLIENT_CLOSED_REQUEST: Final = 499
 
 _SHORT: Final = 128  # method, client address, request id: anything longer is an attack
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+# The process id, kept current across fork (os.getpid() is a system call per record otherwise).
+_PID: Final = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 # logging's own start time, so relativeCreated means what it means on every other record.
 _START_TIME: Final[float] = getattr(logging, "_startTime", time.time())
 
@@ -304,12 +307,13 @@ class _RecordMaker:
     always honoured: then records are made by ``Logger.makeRecord`` as usual.
     """
 
-    __slots__ = ("_args", "_logger", "_template")
+    __slots__ = ("_args", "_logger", "_tasks", "_template")
 
     def __init__(self, logger: logging.Logger, level: int, message: str) -> None:
         self._logger = logger
         self._args = (logger.name, level, __file__, 0, message, (), None)
         self._template = dict(logging.LogRecord(*self._args).__dict__)
+        self._tasks = "taskName" in self._template  # Python >= 3.12
 
     def make(self, fields: dict[str, Any]) -> logging.LogRecord:
         """A record holding ``fields`` as attributes, as ``extra=fields`` would."""
@@ -325,20 +329,20 @@ class _RecordMaker:
         extra["created"] = now
         extra["msecs"] = int((now - int(now)) * 1000) + 0.0
         extra["relativeCreated"] = (now - _START_TIME) * 1000
-        # Lets JsonLogFormatter take the fields as they are instead of scanning the record,
-        # unless a filter adds attributes on the way (then the length differs).
-        extra[FIELDS_MARK] = (fields, len(extra) + 1)
-        if "thread" in extra and logging.logThreads:
+        if logging.logThreads:
             extra["thread"] = threading.get_ident()
             extra["threadName"] = threading.current_thread().name
-        if "process" in extra and logging.logProcesses:
-            extra["process"] = os.getpid()
-        if "taskName" in extra and getattr(logging, "logAsyncioTasks", False):
+        if logging.logProcesses:
+            extra["process"] = _PID[0]
+        if self._tasks and getattr(logging, "logAsyncioTasks", False):
             try:
                 task = asyncio.current_task()
             except RuntimeError:  # no running loop
                 task = None
             extra["taskName"] = task.get_name() if task is not None else None
+        # Lets JsonLogFormatter take the fields as they are instead of scanning the record,
+        # unless a filter adds attributes on the way (then the length differs).
+        extra[FIELDS_MARK] = (fields, len(extra) + 1)
         return record
 
 

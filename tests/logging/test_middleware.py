@@ -478,3 +478,35 @@ def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="redact_query_params"):
         LoggingMiddleware(app, logger=logger, redact_query_params=[""])
     assert "tests.logging.options" in repr(LoggingMiddleware(app, logger=logger))
+
+
+async def test_access_record_has_the_standard_attributes() -> None:
+    """The access record has what LogRecord.__init__ would give: time, thread, process, names."""
+    import os
+    import threading
+    import time
+
+    captured: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.append(record)
+
+    logger = logging.getLogger("tests.logging.attributes")
+    logger.propagate = False
+    handler = Capture()
+    logger.addHandler(handler)
+    try:
+        before = time.time()
+        await call_app(LoggingMiddleware(bare_app(), logger=logger, level="WARNING"), make_scope("/ok"))
+    finally:
+        logger.removeHandler(handler)
+    (record,) = captured
+    reference = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    assert set(reference.__dict__) <= set(record.__dict__)
+    assert (record.name, record.levelname, record.levelno) == (logger.name, "WARNING", logging.WARNING)
+    assert record.getMessage() == "request"
+    assert before <= record.created <= time.time()
+    assert record.process == os.getpid()
+    assert (record.thread, record.threadName) == (threading.get_ident(), threading.current_thread().name)
+    assert record.status == 200  # type: ignore[attr-defined]
