@@ -111,10 +111,11 @@ class JsonLogFormatter(JsonFormatter):
             message = redact_url_credentials(message)
         attributes = record.__dict__
         handed = attributes.get(FIELDS_MARK)
-        if handed is not None and handed[1] == len(attributes):
-            # The access log's field names, read back from the record (a filter may have rewritten
-            # a value) at C speed; it resolved the request context itself.
-            rest = dict(zip(handed[0], map(attributes.__getitem__, handed[0]), strict=True))
+        if handed is not None and handed[1] == len(attributes) and handed[0].items() <= attributes.items():
+            # The access log's fields, still as the record holds them (no filter added or rewrote
+            # one: the length and a C-speed item comparison say so); it resolved the request
+            # context itself. Copied below before anything is added to it.
+            rest = handed[0]
         else:
             rest = {key: value for key, value in attributes.items() if key not in _SKIP and key[:1] != "_"}
             if type(record.msg) is dict:
@@ -123,6 +124,8 @@ class JsonLogFormatter(JsonFormatter):
                 message = ""
                 rest = {**{k: v for k, v in record.msg.items() if k not in _SKIP}, **rest}
             add_request_context(rest)
+        if record.exc_info or record.exc_text or record.stack_info:
+            rest = dict(rest)  # never add to the dict the access log handed over
         if record.exc_info:
             # Formatted here rather than cached on record.exc_text: that cache is shared with
             # other handlers, which must not see our redaction (nor we theirs).
