@@ -131,9 +131,12 @@ class RequestIDMiddleware:
         # send and echoed are bound as defaults, not closed over: closure cells would be made on
         # entry to __call__, so even passed-through requests would pay for them.
         async def send_with_request_id(
-            message: Message, send: Send = send, echoed: tuple[bytes, bytes] = echoed
+            message: Message,
+            send: Send = send,
+            echoed: tuple[bytes, bytes] = echoed,
+            starts: frozenset[str] = _HEADER_MESSAGES,
         ) -> None:
-            if message["type"] in _HEADER_MESSAGES:
+            if message["type"] in starts:
                 message["headers"] = [*message.get("headers", ()), echoed]
             await send(message)
 
