@@ -228,13 +228,21 @@ def plot(result: dict[str, Any], destination: str) -> None:
     fig, axes = plt.subplots(panels, 1, figsize=(10, height + (3.5 if runs else 0)), squeeze=False)
     ax = axes[0][0]
     names = [r["name"] for r in rows]
-    values = [max(r["overhead_ns"], 1.0) / 1000 for r in rows]
+    floor_us = 0.05  # a log axis cannot show zero: noise-level overheads sit here, hatched
+    values = [max(r["overhead_ns"] / 1000, floor_us) for r in rows]
     errors = [(r.get("overhead_iqr_ns") or 0.0) / 2000 for r in rows]
     colours = [_GROUP_COLOURS.get(r["group"], "#555555") for r in rows]
-    ax.barh(names, values, xerr=errors, color=colours)
+    bars = ax.barh(names, values, xerr=errors, color=colours)
+    for bar, value in zip(bars, values, strict=True):
+        if value <= floor_us:
+            bar.set_hatch("//")
+            bar.set_alpha(0.4)
+    ax.set_xlim(left=floor_us / 2)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("overhead over its bare base, µs per request (log scale; error bar: paired IQR)")
+    ax.set_xlabel(
+        "overhead over its bare base, µs per request (log scale; error bar: paired IQR; hatched: <= 0.05)"
+    )
     ax.set_title("asgi-kit bench: in-process overhead")
     ax.tick_params(axis="y", labelsize=8)
     if runs:
