@@ -67,4 +67,19 @@ class LifespanHooksMiddleware:
             await hook()
 
 
-__all__ = ["LifespanHooksMiddleware"]
+async def answer_lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge startup and shutdown for an app that has nothing to set up.
+
+    The kit's own small apps (health, metrics, the demo router) call this, so they can be
+    served alone, by servers that insist on the lifespan protocol, with ``lifespan="on"``.
+    """
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+__all__ = ["LifespanHooksMiddleware", "answer_lifespan"]

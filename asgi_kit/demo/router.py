@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from asgi_kit._asgi.lifespan import answer_lifespan
 from asgi_kit._asgi.routes import ROUTE_SCOPE_KEY
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import METHOD_NOT_ALLOWED, NOT_FOUND, write_problem_details
@@ -30,7 +31,7 @@ class Router:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         path: str = scope["path"]
         for prefix, app in self._mounts:
@@ -56,16 +57,6 @@ class Router:
             )
             return
         await handler(scope, receive, send)
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 __all__ = ["Router"]

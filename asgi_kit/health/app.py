@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
+from asgi_kit._asgi.lifespan import answer_lifespan
 from asgi_kit._asgi.paths import route_path
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import METHOD_NOT_ALLOWED, NOT_FOUND, SERVICE_UNAVAILABLE, write_problem_details
@@ -111,7 +112,7 @@ def health_app(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1000})
@@ -131,16 +132,6 @@ def health_app(
             await readiness(scope, send)
 
     return app
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def _send_json(send: Send, scope: Scope, status: int, payload: Any) -> None:

@@ -23,7 +23,8 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from asgi_kit._asgi.headers import get_header
-from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_kit._asgi.lifespan import answer_lifespan
+from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus-client names live-gauge files ``gauge_live<mode>_<pid>.db``; only those are removed
@@ -97,7 +98,7 @@ class _Exposition:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _answer_lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1000})
@@ -119,16 +120,6 @@ class _Exposition:
 async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _answer_lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message: Message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 def metrics_app(
