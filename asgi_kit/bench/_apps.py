@@ -163,6 +163,13 @@ class Passthrough:
         await self.app(scope, receive, send)
 
 
+def passthroughs(app: ASGIApp, copies: int) -> ASGIApp:
+    """``copies`` nested passthroughs around ``app``."""
+    for _ in range(copies):
+        app = Passthrough(app)
+    return app
+
+
 def bare_fastapi_app(dependencies: Sequence[Any] = ()) -> Any:
     """The FastAPI base: one async route ``GET /items/{item_id}`` returning the same JSON."""
     (fastapi_cls,) = load("fastapi", "FastAPI")
@@ -206,5 +213,6 @@ __all__ = [
     "bearer_values",
     "load",
     "mint_token",
+    "passthroughs",
     "request_scope",
 ]

@@ -213,8 +213,8 @@ def select_variants(patterns: Sequence[str], variants: Sequence[Variant] = VARIA
         base = by_name[name].base
         if base is not None:
             chosen.add(base)
-        if name.endswith(".excluded") and "floor.passthrough" in by_name:
-            chosen.update(("floor.passthrough", "bare.asgi"))
+        if ".excluded" in name:
+            chosen.update(n for n in ("floor.passthrough", "floor.passthrough.x10") if n in by_name)
     return tuple(v for v in variants if v.name in chosen)
 
 

@@ -75,10 +75,14 @@ def _wrap_kit(ctx: BenchContext, app: ASGIApp, layers: Sequence[str]) -> ASGIApp
     return Stack([Middleware(cls, **options) for cls, options in specs]).wrap(app)
 
 
-def kit_alone(layer: str, *, excluded: bool = False) -> Builder:
+def kit_alone(layer: str, *, excluded: bool = False, copies: int = 1) -> Builder:
+    """One kit layer around the bare app; ``copies`` nests that many (to amplify a tiny cost)."""
+
     def build(ctx: BenchContext) -> ASGIApp:
-        cls, options = _kit_layer(ctx, layer, excluded=excluded)
-        app: ASGIApp = cls(bare_asgi_app, **options)
+        app: ASGIApp = bare_asgi_app
+        for _ in range(copies):
+            cls, options = _kit_layer(ctx, layer, excluded=excluded)
+            app = cls(app, **options)
         return app
 
     return build

@@ -25,7 +25,13 @@ from typing import Final, Literal
 
 from asgi_kit._asgi.types import ASGIApp
 from asgi_kit.bench import peers
-from asgi_kit.bench._apps import Passthrough, SkipVariant, bare_asgi_app, bare_fastapi_app, bare_starlette_app
+from asgi_kit.bench._apps import (
+    SkipVariant,
+    bare_asgi_app,
+    bare_fastapi_app,
+    bare_starlette_app,
+    passthroughs,
+)
 from asgi_kit.bench.context import BenchContext
 from asgi_kit.bench.kit import (
     KIT_LAYERS,
@@ -100,7 +106,11 @@ def _bare_starlette(ctx: BenchContext) -> ASGIApp:
 
 
 def _passthrough(ctx: BenchContext) -> ASGIApp:
-    return Passthrough(bare_asgi_app)
+    return passthroughs(bare_asgi_app, 1)
+
+
+def _passthrough_x10(ctx: BenchContext) -> ASGIApp:
+    return passthroughs(bare_asgi_app, AMPLIFY)
 
 
 _KIT_ALONE: Final = {
@@ -111,6 +121,9 @@ _KIT_ALONE: Final = {
     "problem_details": "ProblemDetailsMiddleware",
 }
 _EXCLUDABLE: Final = ("request_id", "logging", "metrics", "tracing", "auth")
+# A pass-through costs a fraction of a microsecond, below what one layer's overhead can resolve
+# on a busy machine; ten nested copies make it ten times larger, and the ratio stays the same.
+AMPLIFY: Final = 10
 
 # (name, group, base, description, factory, tokens, principal pre-set)
 _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], ...]] = (
@@ -118,6 +131,15 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
     (FASTAPI, "base", None, "bare FastAPI app, one async route", _bare_fastapi, "cached", False),
     (STARLETTE, "base", None, "bare Starlette app, one async route", _bare_starlette, "cached", False),
     ("floor.passthrough", "floor", ASGI, "pure-ASGI passthrough (the floor)", _passthrough, "cached", False),
+    (
+        "floor.passthrough.x10",
+        "floor",
+        ASGI,
+        "10 nested pure-ASGI passthroughs",
+        _passthrough_x10,
+        "cached",
+        False,
+    ),
     *(
         (f"kit.{layer}", "kit", ASGI, text, kit_alone(layer), "cached", False)
         for layer, text in _KIT_ALONE.items()
@@ -148,6 +170,18 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
             ASGI,
             f"{layer} on an excluded path",
             kit_alone(layer, excluded=True),
+            "cached",
+            False,
+        )
+        for layer in _EXCLUDABLE
+    ),
+    *(
+        (
+            f"kit.{layer}.excluded.x10",
+            "kit",
+            ASGI,
+            f"10 nested {layer} layers on an excluded path",
+            kit_alone(layer, excluded=True, copies=AMPLIFY),
             "cached",
             False,
         )
@@ -385,9 +419,9 @@ TARGETS: Final[tuple[Target, ...]] = (
     *(
         Target(
             f"excluded_{layer}",
-            f"{layer} on an excluded path <= 2x the pure passthrough",
-            f"kit.{layer}.excluded",
-            ("floor.passthrough",),
+            f"{layer} on an excluded path <= 2x the pure passthrough (10 nested copies of each)",
+            f"kit.{layer}.excluded.x10",
+            ("floor.passthrough.x10",),
             2.0,
         )
         for layer in ("request_id", "logging", "metrics", "tracing", "auth")

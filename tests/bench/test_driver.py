@@ -75,6 +75,7 @@ def test_only_selects_patterns_and_their_bases() -> None:
         "bare.asgi",
         "bare.fastapi",
         "floor.passthrough",
+        "floor.passthrough.x10",
         "kit.metrics.excluded",
         "peer.pyjwt.cold",
         "peer.pyjwt.cached",
