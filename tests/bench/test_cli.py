@@ -95,3 +95,42 @@ def test_check_fails_on_a_failed_target(monkeypatch: pytest.MonkeyPatch) -> None
     )
     assert main(["bench", *FAST, "--only", "floor.*"]) == 0
     assert main(["bench", *FAST, "--only", "floor.*", "--check"]) == 1
+
+
+def test_e2e_flag_runs_the_end_to_end_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--e2e passes its duration and repeats on and adds the e2e section (servers stubbed here)."""
+    from asgi_kit.bench import e2e
+
+    seen: list[Any] = []
+
+    def fake_run_e2e(config: Any, progress: Any = None) -> dict[str, Any]:
+        seen.append(config)
+        progress(1, 1, "bare x1")
+        return {
+            "loader": "builtin",
+            "duration_s": config.duration,
+            "repeats": config.repeats,
+            "connections": 8,
+            "runs": [],
+            "targets": [],
+        }
+
+    monkeypatch.setattr(e2e, "run_e2e", fake_run_e2e)
+    code = main(
+        [
+            "bench",
+            *FAST,
+            "--only",
+            "floor.passthrough",
+            "--e2e",
+            "--e2e-duration",
+            "0.5",
+            "--e2e-repeats",
+            "2",
+        ]
+    )
+    assert code == 0
+    assert seen[0].duration == 0.5 and seen[0].repeats == 2 and seen[0].workers == (1,)
+    assert "End to end" in capsys.readouterr().out
