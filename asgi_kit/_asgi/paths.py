@@ -10,7 +10,7 @@ matches ``/static/a.css`` but not ``/staticfiles``), and never a path holding ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from asgi_kit._asgi.types import Scope
 
@@ -44,22 +44,52 @@ class PathFilter:
     def __repr__(self) -> str:
         return f"PathFilter({list(self._patterns)!r})"
 
+    @property
+    def exact(self) -> frozenset[str]:
+        """The exact (non-subtree) patterns."""
+        return self._exact
+
     def matches_path(self, path: str) -> bool:
         if path in self._exact:
             return True
-        if self._prefixes:
-            for prefix in self._prefixes:
-                if path.startswith(prefix) and len(path) > len(prefix):
-                    rest = path[len(prefix) :]
-                    segments = rest.split("/")
-                    return not ("" in segments or "." in segments or ".." in segments)
+        return bool(self._prefixes) and self._in_subtree(path)
+
+    def _in_subtree(self, path: str) -> bool:
+        for prefix in self._prefixes:
+            if path.startswith(prefix) and len(path) > len(prefix):
+                rest = path[len(prefix) :]
+                segments = rest.split("/")
+                return not ("" in segments or "." in segments or ".." in segments)
         return False
 
     def matches(self, scope: Scope) -> bool:
         """Whether the request in ``scope`` is excluded. Cheap when no paths are configured."""
         if not self._patterns:
             return False
-        return self.matches_path(route_path(scope))
+        if scope.get("root_path"):
+            return self.matches_path(route_path(scope))
+        # No root_path (the usual case): the path is the route path as it is, so test it here
+        # without the two calls through route_path and matches_path (most layers' exclude check).
+        path: str = scope.get("path") or ""
+        return path in self._exact or (bool(self._prefixes) and self._in_subtree(path))
+
+    def inline(self) -> tuple[frozenset[str], Callable[[Scope], bool] | None]:
+        """``(exact, rest)`` for a layer that tests exclusion inline, at the cost of a set lookup.
+
+        A scope is excluded exactly when
+        ``(exact and scope["path"] in exact and not scope.get("root_path")) or (rest is not None
+        and rest(scope))``, the same answer as :meth:`matches`. ``rest`` is ``None`` when there are
+        no patterns, and only looks at ``root_path`` when every pattern is exact.
+        """
+        if not self._patterns:
+            return self._exact, None
+        if self._prefixes:  # subtrees: the filter decides whatever the inline test said
+            return self._exact, self.matches
+        return self._exact, self._rooted
+
+    def _rooted(self, scope: Scope) -> bool:
+        # Exact patterns only: the inline test already answered unless a root_path is involved.
+        return bool(scope.get("root_path")) and self.matches_path(route_path(scope))
 
 
 def route_path(scope: Scope) -> str:

@@ -62,6 +62,8 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics if metrics is not None else register_metrics(service_name)
         self._exclude = PathFilter(exclude_paths)
+        # An excluded request (a health check polled every second) should cost a set lookup.
+        self._exact, self._excluded = self._exclude.inline()
         self._path = path
         self._exposition = (
             metrics_app(self.metrics.registry, multiprocess_dir=multiprocess_dir)
@@ -81,9 +83,16 @@ class MetricsMiddleware:
         if self._exposition is not None and route_path(scope) == self._path:
             await self._exposition(scope, receive, send)
             return
-        if self._exclude.matches(scope):
+        if (self._exact and scope["path"] in self._exact and not scope.get("root_path")) or (
+            self._excluded is not None and self._excluded(scope)
+        ):
             await self.app(scope, receive, send)
             return
+        await self._measured(scope, receive, send)
+
+    async def _measured(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Separate from __call__: the closures' cells are made on entry to the frame that owns
+        # them, and an excluded request should not pay for them (it cost 3x a passthrough).
         metrics = self.metrics
         status: object = 500
         started = False

@@ -174,6 +174,25 @@ async def test_excluded_paths_are_not_recorded() -> None:
     assert layer.metrics.series_count == 0
 
 
+@pytest.mark.parametrize(
+    ("exclude_paths", "path", "root_path", "recorded"),
+    [
+        (["/health"], "/health", "/api", False),  # exact pattern under a mount: the filter decides
+        (["/health"], "/healthz", "/api", True),
+        (["/static/*"], "/static/a.css", "", False),  # subtrees never take the inline shortcut
+        (["/static/*"], "/static/../admin", "", True),
+        (["/health", "/static/*"], "/health", "", False),
+    ],
+)
+async def test_exclusion_beyond_the_inline_set_lookup(
+    exclude_paths: list[str], path: str, root_path: str, recorded: bool
+) -> None:
+    """Mounted paths and subtree patterns are excluded by the same rules as the inline exact test."""
+    layer = MetricsMiddleware(routed_app("/x"), exclude_paths=exclude_paths)
+    await call_app(layer, path=path, root_path=root_path)
+    assert (layer.metrics.series_count == 1) is recorded
+
+
 async def test_websocket_is_not_recorded() -> None:
     """Websocket connections pass through without being counted as HTTP requests."""
     seen: list[str] = []
