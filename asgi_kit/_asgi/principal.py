@@ -57,9 +57,18 @@ def get_principal(scope: Scope) -> Principal | None:
     return user if isinstance(user, Principal) else None
 
 
-def set_principal(scope: Scope, principal: Principal) -> None:
+def credentials_of(principal: Principal) -> Credentials:
+    """The :class:`Credentials` that go with ``principal`` in ``scope["auth"]``."""
+    return Credentials(scopes=principal.scopes, method=principal.auth_method)
+
+
+def set_principal(scope: Scope, principal: Principal, credentials: Credentials | None = None) -> None:
+    """Store ``principal`` and its credentials (built from it unless a ready, equal one is given).
+
+    Both are immutable, so one pair can be shared by every request of a cached token.
+    """
     scope["user"] = principal
-    scope["auth"] = Credentials(scopes=principal.scopes, method=principal.auth_method)
+    scope["auth"] = credentials_of(principal) if credentials is None else credentials
 
 
-__all__ = ["AuthMethod", "Credentials", "Principal", "get_principal", "set_principal"]
+__all__ = ["AuthMethod", "Credentials", "Principal", "credentials_of", "get_principal", "set_principal"]

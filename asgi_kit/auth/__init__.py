@@ -1,13 +1,13 @@
 """Authentication: hardened JWTs (RFC 8725), API keys, and ``AuthMiddleware`` (RFC 6750).
 
-Needs the ``jwt`` extra: ``pip install 'asgi-kit[jwt]'``.
+Needs the ``jwt`` extra: ``pip install 'asgi-kit[jwt]'`` (aiohttp, part of it, is imported only
+when a :class:`JWKSKeySet` is built).
 """
 
 from asgi_kit._asgi.optional import require
 
 require("jwt", "jwt")
 require("cryptography", "jwt")
-require("aiohttp", "jwt")
 
 from asgi_kit._asgi.principal import Credentials, Principal, get_principal
 from asgi_kit.auth.apikey import (

@@ -21,14 +21,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import aiohttp
 from jwt import PyJWK
 
+from asgi_kit._asgi.optional import require
 from asgi_kit.auth._jose import strict_json_object
 from asgi_kit.auth.errors import CredentialStoreUnavailableError, MalformedTokenError
 from asgi_kit.auth.keys import ASYMMETRIC_ALGORITHMS, VerificationKey, algorithm_impl, check_key_strength
+
+if TYPE_CHECKING:
+    import aiohttp
 
 logger = logging.getLogger("asgi_kit.auth")
 
@@ -77,6 +80,11 @@ class JWKSKeySet:
         ):
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
+        # aiohttp is imported here, not with the package: it is 10 MiB of memory that a service
+        # without a JWKS never uses.
+        require("aiohttp", "jwt")
+        import aiohttp
+
         self.url = url
         self._allowed = allowed
         self._default_algorithm = default_algorithm
@@ -177,6 +185,8 @@ class JWKSKeySet:
 
     async def _download(self) -> bytes:
         if self._session is None:
+            import aiohttp  # already imported by __init__
+
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         async with self._session.get(self.url, timeout=self._timeout, allow_redirects=False) as response:
             if response.status != 200:

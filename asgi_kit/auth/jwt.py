@@ -30,7 +30,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from asgi_kit.auth._jose import b64url_decode, is_numeric_date, strict_json_object
+from asgi_kit.auth._jose import b64url_decode, is_numeric_date, split_compact, strict_json_object
 from asgi_kit.auth.errors import (
     BadSignatureError,
     ExpiredTokenError,
@@ -386,8 +386,10 @@ class JWTManager:
             raise MalformedTokenError("token must be str or bytes")
         if len(token) > self._max_bytes:  # before any decoding
             raise MalformedTokenError("token too long")
-        parts = token.split(".")
-        if len(parts) != 3:
+        # One match over the whole token checks every segment's alphabet (a match per segment
+        # was a fifth of a cold verification).
+        parts = split_compact(token)
+        if parts is None:
             raise MalformedTokenError("not a compact JWS")
         header_segment, payload_segment, signature_segment = parts
         # Decoding and checking a header is a pure function of its segment, and one issuer's
@@ -399,12 +401,12 @@ class JWTManager:
             if len(self._header_cache) >= _HEADER_CACHE_SIZE:
                 self._header_cache.clear()
             self._header_cache[cache_key] = header
-        signature = b64url_decode(signature_segment)
+        signature = b64url_decode(signature_segment, alphabet_checked=True)
         signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
         return header, signing_input, signature, payload_segment
 
     def _check_header(self, header_segment: str, token_type: TokenType) -> dict[str, Any]:
-        header = strict_json_object(b64url_decode(header_segment), "header")
+        header = strict_json_object(b64url_decode(header_segment, alphabet_checked=True), "header")
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise UnsupportedAlgorithmError("algorithm not allowed")
@@ -440,7 +442,7 @@ class JWTManager:
             raise UnsupportedAlgorithmError("algorithm does not match the key")
         if not signature or not key.verify(signing_input, signature):
             raise BadSignatureError("signature does not verify")
-        payload = strict_json_object(b64url_decode(payload_segment), "payload")
+        payload = strict_json_object(b64url_decode(payload_segment, alphabet_checked=True), "payload")
         self._check_claims(payload, token_type)
         return payload
 

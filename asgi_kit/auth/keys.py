@@ -6,6 +6,7 @@ A key is prepared once, at construction: PEM parsing and size checks never run p
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -18,6 +19,7 @@ HMAC_ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS: Final = frozenset({"RS256", "ES256", "EdDSA"})
 SUPPORTED_ALGORITHMS: Final = HMAC_ALGORITHMS | ASYMMETRIC_ALGORITHMS
 MIN_HMAC_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}
+_HMAC_HASHES: Final = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
 MIN_RSA_BITS: Final = 2048
 
 _ALGORITHMS: Final[dict[str, Algorithm]] = {
@@ -35,6 +37,11 @@ class VerificationKey:
     key: Any = field(repr=False)
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        hash_name = _HMAC_HASHES.get(self.algorithm)
+        if hash_name is not None:
+            # What PyJWT's HMACAlgorithm.verify does, with the one-shot C hmac.digest in place of
+            # an hmac.new object: a microsecond less per cold request.
+            return hmac.compare_digest(hmac.digest(self.key, signing_input, hash_name), signature)
         try:
             return bool(self.impl.verify(signing_input, self.key, signature))
         except Exception:  # a malformed signature may raise inside cryptography: it is just "bad"

@@ -5,6 +5,8 @@ After every attack the good token must still work (no state was poisoned).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -13,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asgi_kit.auth import AuthMiddleware, InvalidTokenError, JWTConfig, JWTManager
-from asgi_kit.auth._jose import b64url_decode
+from asgi_kit.auth._jose import b64url_decode, split_compact
 from tests.auth.helpers import (
     AUDIENCE,
     DROP,
@@ -159,6 +161,55 @@ def test_good_token_is_canonical_and_variants_are_not() -> None:
     sibling = alphabet[alphabet.index(last) ^ 1]
     with pytest.raises(InvalidTokenError):
         b64url_decode(signature[:-1] + sibling)
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _decoded_by_reencoding(segment: str) -> bytes | None:
+    """The reference reading: decode, then accept only if re-encoding gives the same text."""
+    try:
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    ok = set(segment) <= set(_ALPHABET) and base64.urlsafe_b64encode(data).rstrip(b"=").decode() == segment
+    return data if ok else None
+
+
+@pytest.mark.parametrize("length", [2, 3, 6, 7])
+def test_canonical_check_from_the_last_character_agrees_with_reencoding(length: int) -> None:
+    """Every last character of a 2- or 3-(mod 4) segment is accepted exactly when re-encoding agrees."""
+    for last in _ALPHABET:
+        segment = "A" * (length - 1) + last
+        try:
+            got: bytes | None = b64url_decode(segment)
+        except InvalidTokenError:
+            got = None
+        assert got == _decoded_by_reencoding(segment), segment
+
+
+@pytest.mark.parametrize("segment", ["a=bc", "ab+/", "abc="])
+def test_segment_outside_the_alphabet_is_refused_even_when_claimed_checked(segment: str) -> None:
+    """Characters outside base64url are refused by the per-segment check, and padding by the decoder."""
+    with pytest.raises(InvalidTokenError):
+        b64url_decode(segment)
+    if "=" in segment[:-1]:
+        with pytest.raises(InvalidTokenError):
+            b64url_decode(segment, alphabet_checked=True)
+
+
+@pytest.mark.parametrize(
+    "token", ["a.b", "a.b.c.d", "a+b.c.d", "a.b/c.d", "a.b.c=", "a.b.c\n", " a.b.c", "a..b.c"]
+)
+def test_split_compact_refuses_anything_but_three_base64url_segments(token: str) -> None:
+    """split_compact is the only alphabet check on the JWT path: it must refuse every other shape."""
+    assert split_compact(token) is None
+
+
+def test_split_compact_keeps_empty_segments_for_the_decoders_to_refuse() -> None:
+    """Empty segments split (as str.split did) so that each is refused by the check it always met."""
+    assert split_compact("..") == ("", "", "")
+    assert split_compact("ab.c-_.") == ("ab", "c-_", "")
 
 
 _B64_CHARS = st.sampled_from(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.="))

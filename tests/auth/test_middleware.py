@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from asgi_kit._asgi.principal import Credentials
 from asgi_kit._asgi.types import ASGIApp, Message, Scope
 from asgi_kit.auth import (
     APIKeyRecord,
@@ -38,9 +39,8 @@ class TestAuthContract(MiddlewareContract):
     def request_headers(self) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {_TOKEN}")]
 
-    def state_of(self, scope: Scope, response: RecordingSend) -> Any:
-        # The principal of a cached token is shared (it is immutable); the credentials are per request.
-        return id(scope["auth"])
+    # No per-request state to compare: a cached token's principal and credentials are immutable
+    # and shared by its requests. test_principal_is_per_request pins isolation across tokens.
 
 
 def api_key_store(**changes: Any) -> tuple[str, InMemoryAPIKeyStore]:
@@ -225,6 +225,54 @@ async def test_exclude_paths_are_exact() -> None:
     assert (await request(app, path="/health")).status == 200
     assert (await request(app, path="/healthz")).status == 401
     assert (await request(app, path="/health/x")).status == 401
+
+
+@pytest.mark.parametrize(
+    ("patterns", "path", "root_path", "excluded"),
+    [
+        (["/health"], "/health", "", True),
+        (["/health"], "/api/health", "/api", True),  # the route path, under a mount
+        (["/health"], "/health", "/api", True),  # a server that did not prepend root_path
+        (["/health"], "/api/healthz", "/api", False),
+        (["/health", "/static/*"], "/static/a.css", "", True),
+        (["/health", "/static/*"], "/health", "", True),
+        (["/health", "/static/*"], "/staticfiles", "", False),
+        (["/static/*"], "/api/static/a.css", "/api", True),
+        ([], "/health", "/api", False),
+    ],
+)
+async def test_exclusion_matches_the_path_filter(
+    patterns: list[str], path: str, root_path: str, excluded: bool
+) -> None:
+    """The inline exact-path test answers as PathFilter does, with subtrees and a root_path."""
+    app = AuthMiddleware(whoami_app, jwt=_MANAGER, exclude_paths=patterns)
+    scope = make_scope(root_path=root_path)
+    scope["path"] = path  # the full path as the server sent it (root_path included, or not)
+    response = await call_app(app, scope)
+    assert response.status == (200 if excluded else 401)
+
+
+async def test_cache_is_keyed_on_the_whole_authorization_value() -> None:
+    """A cache hit needs the exact header bytes; another spelling of the same token is verified anew."""
+    manager = hs_manager()
+    token = manager.generate_token_pair("u", "o", "r").access_token
+    app = AuthMiddleware(whoami_app, jwt=manager)
+    for value in (f"Bearer {token}", f"bearer {token}", f"Bearer {token}", f"Bearer {token}x"):
+        await request(app, ("authorization", value))
+    assert app._cache is not None and len(app._cache) == 2
+    assert (await request(app, ("authorization", f"Bearer {token}x"))).status == 401
+
+
+async def test_cached_token_shares_one_immutable_identity() -> None:
+    """Requests with one cached token get the same frozen principal and credentials objects."""
+    app = AuthMiddleware(whoami_app, jwt=_MANAGER)
+    scopes = [make_scope(headers=[("authorization", f"Bearer {_TOKEN}")]) for _ in range(2)]
+    for scope in scopes:
+        await call_app(app, scope)
+    assert scopes[0]["user"] is scopes[1]["user"] and scopes[0]["auth"] is scopes[1]["auth"]
+    assert scopes[0]["auth"] == Credentials(scopes=(), method="jwt")
+    with pytest.raises(AttributeError):
+        scopes[0]["auth"].scopes = ("admin",)
 
 
 async def test_head_request_gets_no_body() -> None:

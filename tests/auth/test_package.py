@@ -19,7 +19,7 @@ def test_public_names_are_exactly_all() -> None:
         assert set(module.__all__) == public
 
 
-@pytest.mark.parametrize("missing", ["jwt", "cryptography", "aiohttp"])
+@pytest.mark.parametrize("missing", ["jwt", "cryptography"])
 def test_missing_extra_names_the_pip_install(missing: str) -> None:
     """Importing asgi_kit.auth without its extra raises ImportError naming pip install 'asgi-kit[jwt]'."""
     code = f"import sys; sys.modules[{missing!r}] = None; import asgi_kit.auth"
@@ -40,6 +40,30 @@ def test_rbac_and_stores_need_no_optional_dependency() -> None:
         "assert not names & {'jwt', 'aiohttp', 'cryptography'}, names; "
         "assert 'asgi_kit.auth' not in sys.modules"
     )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_aiohttp_is_imported_only_for_a_jwks() -> None:
+    """asgi_kit.auth works without aiohttp; building a JWKSKeySet then names the pip install."""
+    code = (
+        "import sys; sys.modules['aiohttp'] = None; import asgi_kit.auth as auth; "
+        "assert 'aiohttp' not in [m for m in sys.modules if sys.modules[m] is not None]; "
+        "auth.JWKSKeySet('https://issuer.example/jwks.json')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr
+    assert "pip install 'asgi-kit[jwt]'" in result.stderr
+
+
+def test_importing_auth_leaves_aiohttp_unimported() -> None:
+    """A service without a JWKS never pays aiohttp's memory: importing asgi_kit.auth skips it."""
+    code = "import sys, asgi_kit.auth; assert 'aiohttp' not in sys.modules, 'aiohttp imported'"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
