@@ -72,6 +72,14 @@ async def test_app_headers_are_never_overridden() -> None:
     assert send.header("x-content-type-options") == "nosniff"
 
 
+@pytest.mark.parametrize("name", [bytearray(b"X-Frame-Options"), memoryview(b"x-frame-options")])
+async def test_header_names_of_other_byte_types_are_still_recognised(name: Any) -> None:
+    """A header name given as a bytearray or memoryview still keeps the layer from adding its own."""
+    send = await call_app(SecurityHeadersMiddleware(app_with_headers((name, b"SAMEORIGIN"))))
+    assert [bytes(k).lower() for k, _ in send.headers].count(b"x-frame-options") == 1
+    assert send.header("x-content-type-options") == "nosniff"
+
+
 async def test_options_set_disable_and_extend() -> None:
     """Each header can be changed or turned off, and extra headers follow the same rule."""
     layer = SecurityHeadersMiddleware(
