@@ -34,7 +34,10 @@ class BudgetCache:
         return self._ttl > 0
 
     def get(self, org_id: str) -> tuple[bool, BudgetState | None]:
-        """``(hit, state)``; a miss or an expired entry gives ``(False, None)``."""
+        """``(hit, state)``; a miss or an expired entry gives ``(False, None)``.
+
+        A disabled cache (``ttl`` 0) never hits: its entries expire as they are stored.
+        """
         entry = self._entries.get(org_id)
         if entry is None:
             return False, None

@@ -140,11 +140,15 @@ class BudgetMiddleware:
             await self.app(scope, receive, send)
             return
         principal = get_principal(scope)
-        if principal is None or not principal.org_id:
+        org_id = None if principal is None else principal.org_id
+        if not org_id:
             await self.app(scope, receive, send)
             return
         try:
-            state = await self._lookup(principal.org_id)
+            # A cache hit is answered here: awaiting a lookup coroutine for it cost a frame per request.
+            hit, state = self._cache.get(org_id)
+            if not hit:
+                state = await self._lookup(org_id)
         except Exception as exc:
             self._log_outage(exc)
             if self._fail_open:
@@ -177,15 +181,11 @@ class BudgetMiddleware:
         self._outages_since_log = 0
 
     async def _lookup(self, org_id: str) -> BudgetState | None:
-        cache = self._cache
-        if cache.enabled:
-            hit, state = cache.get(org_id)
-            if hit:
-                return state
+        """Ask the store (the cache missed) and cache its answer."""
         state = await self._store.get_budget(org_id)
         _honour_lost_cancellation()
-        if cache.enabled:
-            cache.put(org_id, state)
+        if self._cache.enabled:
+            self._cache.put(org_id, state)
         return state
 
     def clear_cache(self) -> None:
