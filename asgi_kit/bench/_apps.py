@@ -28,6 +28,7 @@ SECRET: Final = "asgi-kit-bench-secret-0123456789abcdef-0123456789abcdef"
 ISSUER: Final = "https://bench.asgi-kit.invalid"
 AUDIENCE: Final = "asgi-kit-bench"
 ROLE: Final = "org_admin"
+ORG: Final = "org-0"  # the organization of the pre-set principal and of the run's API key
 # The kit's default access-token lifetime (its maximum unless configured otherwise).
 TOKEN_LIFETIME: Final = 900
 
@@ -116,6 +117,19 @@ def bearer_values(count: int, *, cold: bool) -> list[bytes]:
     return [value] * count
 
 
+def api_key_record(key: str) -> Any:
+    """The stored record of ``key`` (hash only): organization ``org-0``, role ``org_user``, no user."""
+    record_cls, parse, hash_key = load("asgi_kit.auth", "APIKeyRecord", "parse_api_key", "hash_api_key")
+    return record_cls(
+        key_id=parse(key).key_id, org_id=ORG, user_id=None, role="org_user", key_hash=hash_key(key)
+    )
+
+
+def api_key_values(count: int, key: str) -> list[bytes]:
+    """``count`` Authorization values carrying one API key, as OpenAI-style clients send it."""
+    return [b"Bearer " + key.encode("ascii")] * count
+
+
 def request_scope(authorization: bytes, extras: dict[str, Any] | None = None) -> Scope:
     """A fresh scope as uvicorn builds it for ``GET /items/42?verbose=1`` over HTTP/1.1."""
     scope: Scope = {
@@ -201,12 +215,15 @@ __all__ = [
     "BASE_HEADERS",
     "BODY",
     "ISSUER",
+    "ORG",
     "PATH",
     "ROLE",
     "ROUTE",
     "SECRET",
     "Passthrough",
     "SkipVariant",
+    "api_key_record",
+    "api_key_values",
     "bare_asgi_app",
     "bare_fastapi_app",
     "bare_starlette_app",

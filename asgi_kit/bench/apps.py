@@ -15,7 +15,9 @@ fixed development secret; log lines are formatted and discarded.
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Awaitable
 from typing import Final
 
 from asgi_kit._asgi.types import ASGIApp
@@ -32,7 +34,12 @@ def create_app() -> ASGIApp:
         raise ValueError(f"{APP_ENV} must be one of {', '.join(E2E_APPS)}, got {name!r}")
     (variant,) = get_variants([E2E_APPS[name]])
     # The context (tracer provider, log sink) lives as long as the server process.
-    return variant.build(BenchContext())
+    app = variant.build(BenchContext())
+    if isinstance(app, Awaitable):  # E2E_APPS holds sync-built variants; this guards a future edit
+        if inspect.iscoroutine(app):
+            app.close()
+        raise TypeError(f"{variant.name} needs an event loop to build; the e2e apps are built without one")
+    return app
 
 
 __all__ = ["APP_ENV", "E2E_APPS", "create_app"]

@@ -4,15 +4,19 @@ Method (also in ``docs/benchmarks.md``):
 
 1. Every selected variant is built once; one request per variant is checked first (it must
    answer 200 with the expected body, so a misconfigured layer answering 401 can never look
-   cheap). A variant whose layer or peer cannot be imported is skipped with a note.
+   cheap). A variant whose layer or peer cannot be imported (or whose PostgreSQL cannot be
+   reached) is skipped with a note. Async builders are awaited on the event loop the requests
+   then run on (a database pool belongs to the loop that opened it); what they opened is
+   closed on that loop at the end (``BenchContext.aclose``).
 2. Each round runs one batch of ``batch`` requests per variant, variants interleaved
    round-robin and the starting variant rotated every round, so machine drift (other
    processes, thermal, frequency) lands on every variant alike. The first ``warmup`` rounds
    are discarded.
 3. Every request gets a fresh scope (``GET /items/42?verbose=1`` with an
    ``Authorization: Bearer <HS256 JWT>`` and four usual headers). "Cold" variants get a
-   distinct pre-minted token per request, "cached" ones reuse one token; the same token
-   sequence is used by every variant of a mode. Building the scope costs the same in every
+   distinct pre-minted token per request, "cached" ones reuse one token, "api_key" ones send
+   the run's one API key as the bearer credential; the same sequence is used by every variant
+   of a mode. Building the scope costs the same in every
    variant and cancels out in the overhead.
 4. A batch is timed with ``time.perf_counter_ns`` around the whole loop and divided by its
    size, after ``BATCH_WARMUP`` untimed requests that put the variant's own code and data
@@ -42,7 +46,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -50,8 +54,8 @@ from typing import Any, Final, Literal
 from asgi_kit._asgi.principal import Credentials, Principal
 from asgi_kit._asgi.types import ASGIApp, Message
 from asgi_kit.bench import RESULT_SCHEMA
-from asgi_kit.bench._apps import BODY, ROLE, SkipVariant, bearer_values, request_scope
-from asgi_kit.bench.variants import TARGETS, VARIANTS, BenchContext, Target, Variant
+from asgi_kit.bench._apps import BODY, ROLE, SkipVariant, api_key_values, bearer_values, request_scope
+from asgi_kit.bench.variants import TARGETS, VARIANTS, BenchContext, Target, TokenMode, Variant
 
 Progress = Callable[[int, int, str], None]
 GCMode = Literal["collect", "disable"]
@@ -259,18 +263,26 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _build(runs: dict[str, _Run], ctx: BenchContext) -> None:
+def _build(runs: dict[str, _Run], ctx: BenchContext, loop: asyncio.AbstractEventLoop) -> None:
     for run in runs.values():
         base = runs.get(run.variant.base) if run.variant.base else None
         if base is not None and base.status != "ok":
             run.fail("skipped", f"its base {base.variant.name} is unavailable")
             continue
         try:
-            run.app = run.variant.build(ctx)
+            built = run.variant.build(ctx)
+            run.app = loop.run_until_complete(built) if isinstance(built, Awaitable) else built
         except SkipVariant as exc:
             run.fail("skipped", str(exc))
         except Exception as exc:  # a layer changed shape: report it, measure the others
             run.fail("error", f"build failed: {type(exc).__name__}: {exc}")
+
+
+def _credentials(mode: TokenMode, count: int, ctx: BenchContext) -> list[bytes]:
+    """``count`` Authorization values for a token mode (the same sequence for every variant of it)."""
+    if mode == "api_key":
+        return api_key_values(count, ctx.api_key())
+    return bearer_values(count, cold=mode == "cold")
 
 
 def _check(runs: dict[str, _Run], loop: asyncio.AbstractEventLoop, pools: dict[str, list[bytes]]) -> None:
@@ -292,23 +304,25 @@ def run_inprocess(
     variants: Sequence[Variant] | None = None,
     targets: Sequence[Target] = TARGETS,
     progress: Progress | None = None,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
-    """Measure the variants and return the result document (see ``docs/benchmarks.md``)."""
+    """Measure the variants and return the result document (see ``docs/benchmarks.md``).
+
+    ``database_url`` is the PostgreSQL of the ``*.postgres`` variants (``None`` skips them).
+    """
     selected = select_variants(config.only, VARIANTS if variants is None else variants)
     started = time.perf_counter()
     env = environment()
-    ctx = BenchContext()
+    ctx = BenchContext(database_url=database_url)
     loop = asyncio.new_event_loop()
     runs = {v.name: _Run(v) for v in selected}
     per_variant = (config.warmup + config.rounds) * (config.batch + _warm(config))
-    # One extra token at the end of each pool for the check request, so timed requests
-    # never see a token the check already verified.
-    pools = {
-        "cold": bearer_values(per_variant + 1, cold=True),
-        "cached": bearer_values(per_variant + 1, cold=False),
-    }
     try:
-        _build(runs, ctx)
+        _build(runs, ctx, loop)
+        # One extra credential at the end of each pool for the check request, so timed
+        # requests never see a token the check already verified.
+        modes = {run.variant.tokens for run in runs.values() if run.app is not None}
+        pools: dict[str, list[bytes]] = {mode: _credentials(mode, per_variant + 1, ctx) for mode in modes}
         _check(runs, loop, pools)
         # Everything built so far (libraries, apps, token pools) moves to the permanent
         # generation: the collections before and during batches then scan only what the
@@ -318,10 +332,12 @@ def run_inprocess(
         _measure(runs, loop, pools, config, progress)
     finally:
         gc.unfreeze()
-        ctx.close()
+        loop.run_until_complete(ctx.aclose())
         loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
     env["loadavg_after"] = environment()["loadavg"]
+    env["database"] = ctx.database_info
     return {
         "schema": RESULT_SCHEMA,
         "mode": "in-process",

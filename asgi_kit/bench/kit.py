@@ -8,7 +8,7 @@ landed makes its variants skip.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from asgi_kit._asgi.types import ASGIApp
@@ -17,6 +17,7 @@ from asgi_kit.bench._apps import (
     ISSUER,
     PATH,
     SECRET,
+    api_key_record,
     bare_asgi_app,
     bare_fastapi_app,
     bare_starlette_app,
@@ -24,7 +25,9 @@ from asgi_kit.bench._apps import (
 )
 from asgi_kit.bench.context import BenchContext
 
-Builder = Callable[[BenchContext], ASGIApp]
+# A builder that needs I/O (a database pool, rows to seed) is async: the driver awaits it on
+# the loop the requests then run on, because an asyncio pool belongs to the loop that opened it.
+Builder = Callable[[BenchContext], ASGIApp | Awaitable[ASGIApp]]
 
 
 # Outermost first, in the order Stack.from_settings uses (docs/stack.md), RBAC innermost.
@@ -123,10 +126,47 @@ def budget(ctx: BenchContext) -> ASGIApp:
     return app
 
 
+def budget_postgres(*, cache_ttl: float | None = None) -> Builder:
+    """BudgetMiddleware over ``PostgresUsageStore``: its default lookup cache, or ``cache_ttl``."""
+
+    async def build(ctx: BenchContext) -> ASGIApp:
+        (cls,) = load("asgi_kit.budget", "BudgetMiddleware")
+        database = await ctx.database()
+        options = {} if cache_ttl is None else {"cache_ttl": cache_ttl}
+        app: ASGIApp = cls(bare_asgi_app, store=database.usage, **options)
+        return app
+
+    return build
+
+
+def _api_key_auth(ctx: BenchContext, store: Any) -> ASGIApp:
+    """AuthMiddleware taking API keys only, with the run's key in ``store``."""
+    cls, verifier_cls = load("asgi_kit.auth", "AuthMiddleware", "APIKeyVerifier")
+    verifier = verifier_cls(store)
+    # The first request of a key starts a background last-used write; it must finish before
+    # the database pool closes.
+    ctx.push_async_callback(verifier.drain)
+    app: ASGIApp = cls(bare_asgi_app, api_keys=verifier)
+    return app
+
+
+def api_key_memory(ctx: BenchContext) -> ASGIApp:
+    (store_cls,) = load("asgi_kit.auth", "InMemoryAPIKeyStore")
+    return _api_key_auth(ctx, store_cls([api_key_record(ctx.api_key())]))
+
+
+async def api_key_postgres(ctx: BenchContext) -> ASGIApp:
+    database = await ctx.database()  # it holds the run's key, added when it was opened
+    return _api_key_auth(ctx, database.api_keys)
+
+
 __all__ = [
     "KIT_LAYERS",
     "Builder",
+    "api_key_memory",
+    "api_key_postgres",
     "budget",
+    "budget_postgres",
     "guard",
     "kit_alone",
     "kit_on_fastapi",

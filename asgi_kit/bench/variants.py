@@ -36,7 +36,10 @@ from asgi_kit.bench.context import BenchContext
 from asgi_kit.bench.kit import (
     KIT_LAYERS,
     Builder,
+    api_key_memory,
+    api_key_postgres,
     budget,
+    budget_postgres,
     guard,
     kit_alone,
     kit_on_fastapi,
@@ -44,7 +47,7 @@ from asgi_kit.bench.kit import (
     kit_stack,
 )
 
-TokenMode = Literal["cold", "cached"]
+TokenMode = Literal["cold", "cached", "api_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +59,10 @@ class Variant:
         group: ``base``, ``floor``, ``kit``, ``peer``, ``kit-stack`` or ``peer-stack``.
         base: the variant its overhead is measured against (``None`` for a base).
         description: one line for the table.
-        build: the factory; raises :class:`SkipVariant` when something is not importable.
-        tokens: ``cold`` (a distinct token per request) or ``cached`` (one token reused).
+        build: the factory, sync or async (the driver awaits it on the loop the requests run
+            on); raises :class:`SkipVariant` when something is not importable or reachable.
+        tokens: ``cold`` (a distinct JWT per request), ``cached`` (one JWT reused) or
+            ``api_key`` (the run's one API key, as ``Authorization: Bearer sk_live_...``).
         principal: pre-set ``scope["user"]`` (RBAC measured alone, without authentication).
     """
 
@@ -195,6 +200,42 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         budget,
         "cached",
         True,
+    ),
+    (
+        "kit.budget.postgres.cached",
+        "kit",
+        ASGI,
+        "BudgetMiddleware (PostgresUsageStore, default 1 s lookup cache, principal pre-set)",
+        budget_postgres(),
+        "cached",
+        True,
+    ),
+    (
+        "kit.budget.postgres.uncached",
+        "kit",
+        ASGI,
+        "BudgetMiddleware (PostgresUsageStore, cache_ttl=0: a query per request, principal pre-set)",
+        budget_postgres(cache_ttl=0),
+        "cached",
+        True,
+    ),
+    (
+        "kit.auth.apikey.memory",
+        "kit",
+        ASGI,
+        "AuthMiddleware, API key (InMemoryAPIKeyStore)",
+        api_key_memory,
+        "api_key",
+        False,
+    ),
+    (
+        "kit.auth.apikey.postgres",
+        "kit",
+        ASGI,
+        "AuthMiddleware, API key (PostgresAPIKeyStore: a query per request, keys are not cached)",
+        api_key_postgres,
+        "api_key",
+        False,
     ),
     (
         "kit.guards.timeout",

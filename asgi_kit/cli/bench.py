@@ -1,6 +1,7 @@
 """``asgi-kit bench``: the included overhead suite.
 
     asgi-kit bench [--quick] [--e2e] [--rounds N] [--json FILE|-] [--plot FILE] [--only PATTERN]
+                   [--database-url URL]
 
 In-process by default (every kit layer, its peers, the stacks; see ``docs/benchmarks.md``);
 ``--e2e`` adds the uvicorn run. Exit status: 0, or 1 when a variant errored (a layer that
@@ -11,6 +12,7 @@ target failed. A skipped variant (layer or peer not installed) never fails the r
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 
@@ -54,6 +56,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--e2e-repeats", type=int, metavar="N", help="alternated e2e runs per app (default 3)"
     )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="PostgreSQL for the *.postgres variants (default: $ASGI_KIT_BENCH_DATABASE_URL, else the "
+        "scratch database asgi_kit_bench on the local server, created when missing; unreachable: skipped)",
+    )
     parser.add_argument("--list", action="store_true", help="list the variants and targets, then exit")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
     parser.set_defaults(handler=run)
@@ -69,6 +77,12 @@ def _list() -> int:
         limit = "info" if target.limit is None else f"<= {target.limit:g}"
         print(f"{target.name:24} {limit:8} {target.description}")
     return 0
+
+
+def _database_url(given: str | None) -> str:
+    from asgi_kit.bench.database import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
+
+    return given or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     config = replace(base, gc_mode=args.gc, clock=args.clock, only=_patterns(args.only), **overrides)
     console = make_console(stderr=args.json == "-")
     with progress_bar(console, "in-process") as update:
-        result = run_inprocess(config, progress=update)
+        result = run_inprocess(config, progress=update, database_url=_database_url(args.database_url))
     if args.e2e:
         e2e_config = QUICK_E2E if args.quick else E2EConfig()
         e2e_overrides = {

@@ -134,3 +134,30 @@ def test_e2e_flag_runs_the_end_to_end_mode(
     assert code == 0
     assert seen[0].duration == 0.5 and seen[0].repeats == 2 and seen[0].workers == (1,)
     assert "End to end" in capsys.readouterr().out
+
+
+def test_database_url_from_the_flag_then_the_environment_then_the_scratch_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--database-url wins over ASGI_KIT_BENCH_DATABASE_URL, which wins over the local scratch database."""
+    from asgi_kit.bench.database import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
+    from asgi_kit.cli.bench import _database_url
+
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    assert _database_url(None) == DEFAULT_DATABASE_URL
+    monkeypatch.setenv(DATABASE_URL_ENV, "postgresql://env@db/bench")
+    assert _database_url(None) == "postgresql://env@db/bench"
+    assert _database_url("postgresql://flag@db/bench") == "postgresql://flag@db/bench"
+
+
+def test_an_unreachable_database_skips_its_variants_and_the_run_passes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The PostgreSQL variants of a run without a server skip (CI's --quick still exits 0), URL redacted."""
+    url = "postgresql://bench:hunter2@127.0.0.1:1/asgi_kit_bench"
+    assert main(["bench", *FAST, "--only", "kit.*.postgres*", "--database-url", url, "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    rows = {row["name"]: row for row in json.loads(captured.out)["variants"]}
+    assert rows["kit.auth.apikey.postgres"]["status"] == "skipped"
+    assert rows["kit.budget.postgres.uncached"]["status"] == "skipped"
+    assert "hunter2" not in captured.out + captured.err
