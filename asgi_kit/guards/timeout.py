@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from asgi_kit._asgi.context import get_request_id, scope_request_id
 from asgi_kit._asgi.paths import PathFilter
@@ -71,14 +70,21 @@ class TimeoutMiddleware:
         return f"TimeoutMiddleware(timeout={self._timeout!r}, exclude_paths={self._exclude!r})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        task = asyncio.current_task()
-        if scope["type"] != "http" or task is None or self._exclude.matches(scope):
+        if scope["type"] != "http" or self._exclude.matches(scope):
             await self.app(scope, receive, send)
             return
+        task = asyncio.current_task()
+        if task is None:  # not run by a task (a bare coroutine driven by hand): nothing to cancel
+            await self.app(scope, receive, send)
+            return
+        await self._timed(task, scope, receive, send)
 
+    async def _timed(self, task: asyncio.Task[Any], scope: Scope, receive: Receive, send: Send) -> None:
+        # Separate from __call__ so pass-through requests never pay for this frame's cells.
         state = _RUNNING
         answer: asyncio.Task[None] | None = None
-        began = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         cancelling_on_entry = task.cancelling()
 
         def expire() -> None:
@@ -86,7 +92,7 @@ class TimeoutMiddleware:
             # Only ever runs while _RUNNING: the timer is cancelled when the state leaves it, and
             # the event loop skips a cancelled handle even if it was already due.
             state = _TIMED_OUT
-            self._log_timeout(scope, time.perf_counter() - began)
+            self._log_timeout(scope, loop.time() - began)
             answer = asyncio.ensure_future(write_problem_details(send, GATEWAY_TIMEOUT, scope=scope))
             task.cancel()
 
@@ -100,14 +106,17 @@ class TimeoutMiddleware:
                 timer.cancel()
             await send(message)
 
-        timer = asyncio.get_running_loop().call_later(self._timeout, expire)
+        # call_at on the loop's own clock: call_later would read it again, and the elapsed time
+        # logged on a timeout is then measured on the clock that fired the timer.
+        timer = loop.call_at(began + self._timeout, expire)
         outer_cancel = False
         try:
             try:
                 await self.app(scope, receive, send_unless_timed_out)
             finally:
-                timer.cancel()
-                if state == _TIMED_OUT:
+                if state == _RUNNING:  # otherwise the timer was cancelled at the start, or fired
+                    timer.cancel()
+                elif state == _TIMED_OUT:
                     # Balance our task.cancel() however the app ended (it may have swallowed it).
                     outer_cancel = task.uncancel() > cancelling_on_entry
         except asyncio.CancelledError:

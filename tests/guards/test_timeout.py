@@ -203,6 +203,29 @@ async def test_contextvars_flow_in_and_out_of_the_app() -> None:
     assert marker.get() == "set-by-app"
 
 
+async def test_outside_a_task_the_app_runs_untimed() -> None:
+    """A request driven by hand from a loop callback (no task to cancel) is passed through untimed."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    send = RecordingSend()
+    coro = TimeoutMiddleware(app, timeout=0.01)(make_scope(), StrictReceive(), send)
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def drive() -> None:
+        assert asyncio.current_task() is None
+        try:
+            coro.send(None)
+        except StopIteration:
+            done.set_result(None)
+
+    asyncio.get_running_loop().call_soon(drive)
+    await asyncio.wait_for(done, 5)
+    assert send.status == 200 and send.body == b"ok"
+
+
 async def test_timeout_is_logged_with_request_id(caplog: pytest.LogCaptureFixture) -> None:
     """Every timeout logs one warning on asgi_kit.guards carrying the request id."""
     with caplog.at_level(logging.WARNING, logger="asgi_kit.guards"):
