@@ -16,17 +16,14 @@ from typing import Any, Final
 
 from asgi_kit.auth.errors import MalformedTokenError
 
-_B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
-_TO_STANDARD: Final = str.maketrans("-_", "+/")
-_PADDING: Final = ("", "", "==", "=")
+_B64URL: Final = re.compile(rb"[A-Za-z0-9_-]*")
+# Bytes, not str: str.translate takes the generic Unicode path (4 us for a 300-character
+# payload, a fifth of a cold verification); bytes.translate is a table lookup.
+_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
+_PADDING: Final = (b"", b"", b"==", b"=")
 # The last character of a segment whose length is 2 or 3 (mod 4) carries 4 or 2 unused low
 # bits: canonical encodings leave them zero, which leaves these characters.
-_CANONICAL_LAST: Final = (
-    "",
-    "",
-    "AQgw",
-    "AEIMQUYcgkosw048",
-)
+_CANONICAL_LAST: Final = (b"", b"", b"AQgw", b"AEIMQUYcgkosw048")
 
 
 class _DuplicateMemberError(ValueError):
@@ -44,12 +41,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def b64url_decode(segment: str, *, alphabet_checked: bool = False) -> bytes:
+def b64url_decode(segment: str | bytes, *, alphabet_checked: bool = False) -> bytes:
     """Decode one unpadded base64url segment, refusing any character outside the alphabet.
 
     ``alphabet_checked``: the caller already matched ``segment`` against ``[A-Za-z0-9_-]*``
     (as :func:`split_compact` does for a whole token), so the per-segment match is skipped.
     """
+    if isinstance(segment, str):
+        if not segment.isascii():
+            raise MalformedTokenError("segment is not base64url")
+        segment = segment.encode("ascii")
     remainder = len(segment) % 4
     if remainder == 1 or (not alphabet_checked and _B64URL.fullmatch(segment) is None):
         raise MalformedTokenError("segment is not base64url")
@@ -62,10 +63,10 @@ def b64url_decode(segment: str, *, alphabet_checked: bool = False) -> bytes:
         raise MalformedTokenError("segment is not base64url") from None
 
 
-_COMPACT_JWS: Final = re.compile(r"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
+_COMPACT_JWS: Final = re.compile(rb"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
 
 
-def split_compact(token: str) -> tuple[str, str, str] | None:
+def split_compact(token: bytes) -> tuple[bytes, bytes, bytes] | None:
     """The header, payload and signature segments of a compact JWS, each in the base64url
     alphabet (so :func:`b64url_decode` may skip its own check), or ``None``."""
     match = _COMPACT_JWS.fullmatch(token)

@@ -188,28 +188,39 @@ def test_canonical_check_from_the_last_character_agrees_with_reencoding(length: 
         assert got == _decoded_by_reencoding(segment), segment
 
 
-@pytest.mark.parametrize("segment", ["a=bc", "ab+/", "abc="])
-def test_segment_outside_the_alphabet_is_refused_even_when_claimed_checked(segment: str) -> None:
+@pytest.mark.parametrize("segment", ["a=bc", "ab+/", "abc=", "ab\u00e9c", b"ab+/"])
+def test_segment_outside_the_alphabet_is_refused_even_when_claimed_checked(segment: str | bytes) -> None:
     """Characters outside base64url are refused by the per-segment check, and padding by the decoder."""
     with pytest.raises(InvalidTokenError):
         b64url_decode(segment)
-    if "=" in segment[:-1]:
+    if isinstance(segment, str) and "=" in segment[:-1]:
         with pytest.raises(InvalidTokenError):
             b64url_decode(segment, alphabet_checked=True)
 
 
 @pytest.mark.parametrize(
-    "token", ["a.b", "a.b.c.d", "a+b.c.d", "a.b/c.d", "a.b.c=", "a.b.c\n", " a.b.c", "a..b.c"]
+    "token",
+    [
+        b"a.b",
+        b"a.b.c.d",
+        b"a+b.c.d",
+        b"a.b/c.d",
+        b"a.b.c=",
+        b"a.b.c\n",
+        b" a.b.c",
+        b"a..b.c",
+        b"\xc3\xa9.b.c",
+    ],
 )
-def test_split_compact_refuses_anything_but_three_base64url_segments(token: str) -> None:
+def test_split_compact_refuses_anything_but_three_base64url_segments(token: bytes) -> None:
     """split_compact is the only alphabet check on the JWT path: it must refuse every other shape."""
     assert split_compact(token) is None
 
 
 def test_split_compact_keeps_empty_segments_for_the_decoders_to_refuse() -> None:
     """Empty segments split (as str.split did) so that each is refused by the check it always met."""
-    assert split_compact("..") == ("", "", "")
-    assert split_compact("ab.c-_.") == ("ab", "c-_", "")
+    assert split_compact(b"..") == (b"", b"", b"")
+    assert split_compact(b"ab.c-_.") == (b"ab", b"c-_", b"")
 
 
 _B64_CHARS = st.sampled_from(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.="))

@@ -416,6 +416,8 @@ async def test_token_length_is_capped_before_decoding() -> None:
         await manager.validate_jwt(b"a" * 1025)
     with pytest.raises(MalformedTokenError):
         await manager.validate_jwt(b"\xff.\xff.\xff")
+    with pytest.raises(MalformedTokenError, match="not ASCII"):
+        await manager.validate_jwt("\u00e9.\u00e9.\u00e9")
     with pytest.raises(MalformedTokenError):
         await manager.validate_jwt(12345)  # type: ignore[arg-type]
 
