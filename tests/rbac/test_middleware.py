@@ -6,10 +6,20 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asgi_kit._asgi.principal import Principal, set_principal
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_kit.rbac import DEFAULT_POLICY, Permission, RequirePermission, Role, is_allowed, require_permission
+from asgi_kit.rbac import (
+    DEFAULT_POLICY,
+    Permission,
+    Policy,
+    RequirePermission,
+    Role,
+    is_allowed,
+    require_permission,
+)
 from tests.harness.asgi import RecordingSend, call_app, make_scope
 from tests.harness.contract import MiddlewareContract
 
@@ -146,3 +156,25 @@ async def test_head_gets_no_body() -> None:
     """A refused HEAD request carries no body."""
     response = await call_app(RequirePermission(ok_app, Permission.USE_MODELS), method="HEAD")
     assert isinstance(response, RecordingSend) and response.status == 401 and response.body == b""
+
+
+_PERMISSIONS = [*Permission, "custom.read"]
+_POLICIES = [DEFAULT_POLICY, DEFAULT_POLICY.with_role("auditor", ["custom.read"]), Policy({})]
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from(_POLICIES),
+    st.sampled_from(_PERMISSIONS),
+    st.sampled_from([*Role, "auditor", "nobody"]),
+    st.lists(st.sampled_from(_PERMISSIONS), max_size=3).map(tuple),
+)
+async def test_property_decision_is_is_allowed(
+    policy: Policy, permission: str, role: str, scopes: tuple[str, ...]
+) -> None:
+    """The layer (with its roles resolved once) lets a request through exactly when is_allowed says so."""
+    who = principal(role, scopes)
+    app = with_principal(RequirePermission(ok_app, permission, policy=policy), who)
+    response = await call_app(app)
+    assert (response.status == 200) == is_allowed(who, permission, policy)
+    assert response.status in (200, 403)
