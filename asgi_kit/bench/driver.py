@@ -16,8 +16,8 @@ Method (also in ``docs/benchmarks.md``):
    ``Authorization: Bearer <HS256 JWT>`` and four usual headers). "Cold" variants get a
    distinct pre-minted token per request, "cached" ones reuse one token, "api_key" ones send
    the run's one API key as the bearer credential; the same sequence is used by every variant
-   of a mode. Building the scope costs the same in every
-   variant and cancels out in the overhead.
+   of a mode. Building the scope costs the same in every variant and cancels out in the
+   overhead.
 4. A batch is timed with ``time.perf_counter_ns`` around the whole loop and divided by its
    size, after ``BATCH_WARMUP`` untimed requests that put the variant's own code and data
    back in the CPU caches (the previous batch was another variant). Garbage collection is controlled the same way for every variant: what setup
