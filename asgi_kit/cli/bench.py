@@ -6,7 +6,8 @@
 In-process by default (every kit layer, its peers, the stacks; see ``docs/benchmarks.md``);
 ``--e2e`` adds the uvicorn run. Exit status: 0, or 1 when a variant errored (a layer that
 answers something else than 200, or fails to build), or when ``--check`` is given and a
-target failed. A skipped variant (layer or peer not installed) never fails the run.
+target failed. A skipped variant (layer or peer not installed, PostgreSQL not reachable) never
+fails the run.
 """
 
 from __future__ import annotations
