@@ -116,6 +116,21 @@ async def test_principal_is_logged_without_credentials() -> None:
     assert "SECRET" not in str(record)
 
 
+async def test_principal_fields_follow_the_principal_object() -> None:
+    """A reused principal logs the same fields; the next principal logs its own, escaped."""
+    first = Principal(user_id="u-1", org_id=None, role="org_user", auth_method="jwt")
+    second = Principal(user_id=None, key_id="k\n2", org_id="o-2", role="org_admin", auth_method="api_key")
+    with json_logger() as (logger, stream):
+        app = LoggingMiddleware(bare_app(), logger=logger)
+        for principal in (first, first, second):
+            scope = make_scope("/ok")
+            set_principal(scope, principal)
+            await call_app(app, scope)
+    logged = [record["principal"] for record in records(stream)]
+    assert logged[0] == logged[1] == {"id": "u-1", "org_id": None, "role": "org_user", "auth_method": "jwt"}
+    assert logged[2] == {"id": "k\\x0a2", "org_id": "o-2", "role": "org_admin", "auth_method": "api_key"}
+
+
 async def test_secret_query_parameters_are_redacted() -> None:
     """Secret query values never reach the record; the path never holds the query."""
     scope = make_scope("/ok", query_string=b"page=2&api_key=SECRETKEY&token=SECRETTOKEN&Password=SECRETPW")

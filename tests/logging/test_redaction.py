@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import pytest
@@ -52,6 +53,29 @@ def assert_clean(text: str, limit: int) -> None:
 def test_redact_query_table(query: bytes, expected: str) -> None:
     """Secret parameters are masked whatever their case, encoding or separator; others are kept."""
     assert redact_query(query) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["page=2&sort=asc", " Token =x&a=1", "a=1;secret=2", "x=1&PASSWORD", "=1&&key="],
+)
+def test_redact_query_shortcut_agrees_with_the_full_parse(query: str) -> None:
+    """Queries naming no secret skip the parse; the answer is the one the full parse gives."""
+    full = "".join(
+        f"{part.partition('=')[0]}={REDACTED}"
+        if part.partition("=")[1] and part.partition("=")[0].strip().lower() in DEFAULT_REDACT_QUERY_PARAMS
+        else part
+        for part in re.split(r"([&;])", query)
+    )
+    assert redact_query(query) == full
+
+
+def test_safe_text_keeps_short_printable_text_as_is() -> None:
+    """The common value comes back as the same object; long or unprintable text is still cleaned."""
+    text = "curl/8.5"
+    assert safe_text(text, 32) is text
+    assert safe_text("a" * 40, 32).endswith(TRUNCATED)
+    assert safe_text("a\nb", 32) == "a\\x0ab"
 
 
 def test_redact_query_extra_secrets() -> None:
