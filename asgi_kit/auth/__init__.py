@@ -1,13 +1,19 @@
 """Authentication: hardened JWTs (RFC 8725), API keys, and ``AuthMiddleware`` (RFC 6750).
 
-Needs the ``jwt`` extra: ``pip install 'asgi-kit[jwt]'`` (aiohttp, part of it, is imported only
-when a :class:`JWKSKeySet` is built).
+Needs the ``jwt`` extra: ``pip install 'asgi-kit[jwt]'``. Of it, PyJWT and cryptography are
+imported on the first asymmetric key and aiohttp on the first :class:`JWKSKeySet`.
 """
+
+from importlib.util import find_spec as _find_spec
 
 from asgi_kit._asgi.optional import require
 
-require("jwt", "jwt")
-require("cryptography", "jwt")
+# Checked, not imported: PyJWT and cryptography (10 MiB) load on the first asymmetric key, and
+# aiohttp on the first JWKS key set, so an HMAC-only service never pays for them. A missing one
+# still fails here, on import, with the pip install to run.
+for _module in ("jwt", "cryptography"):
+    if _find_spec(_module) is None:
+        require(_module, "jwt")
 
 from asgi_kit._asgi.principal import Credentials, Principal, get_principal
 from asgi_kit.auth.apikey import (

@@ -23,8 +23,6 @@ import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Final
 
-from jwt import PyJWK
-
 from asgi_kit._asgi.optional import require
 from asgi_kit.auth._jose import strict_json_object
 from asgi_kit.auth.errors import CredentialStoreUnavailableError, MalformedTokenError
@@ -226,6 +224,8 @@ class JWKSKeySet:
         algorithm = entry.get("alg", self._default_algorithm)
         if algorithm not in self._allowed:
             return None
+        from jwt import PyJWK  # PyJWT is imported on first asymmetric use (see keys.py)
+
         try:
             jwk = PyJWK(entry, algorithm=algorithm)
             check_key_strength(algorithm, jwk.key, f"JWKS key {kid!r}")

@@ -56,6 +56,7 @@ from asgi_kit.auth.keys import (
     prepare_hmac_secret,
     prepare_private_key,
     prepare_public_key,
+    sign,
 )
 from asgi_kit.auth.stores import InMemoryTokenRevocationStore, TokenRevocationStore
 
@@ -332,7 +333,7 @@ class JWTManager:
         }
         header = {"alg": self.config.algorithm, "typ": TYP_HEADERS[token_type], "kid": self._kid}
         signing_input = _b64(_json(header)) + b"." + _b64(_json(payload))
-        signature = algorithm_impl(self.config.algorithm).sign(signing_input, self._signing_key)
+        signature = sign(self.config.algorithm, self._signing_key, signing_input)
         return (signing_input + b"." + _b64(signature)).decode("ascii")
 
     # -- validating ---------------------------------------------------------------------------

@@ -1,30 +1,41 @@
 """Verification and signing keys, each bound to exactly one algorithm (RFC 8725 §3.1).
 
 A key is prepared once, at construction: PEM parsing and size checks never run per request.
+HMAC keys are used with the standard library's ``hmac``; PyJWT's algorithm objects (and with
+them cryptography, about 10 MiB of memory) are imported on the first asymmetric key, so an
+HMAC-only service never loads them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
-from typing import Any, Final
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from jwt.algorithms import Algorithm, get_default_algorithms
-from jwt.exceptions import InvalidKeyError
+if TYPE_CHECKING:
+    from jwt.algorithms import Algorithm
 
 HMAC_ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS: Final = frozenset({"RS256", "ES256", "EdDSA"})
 SUPPORTED_ALGORITHMS: Final = HMAC_ALGORITHMS | ASYMMETRIC_ALGORITHMS
 MIN_HMAC_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}
-_HMAC_HASHES: Final = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
 MIN_RSA_BITS: Final = 2048
+_HMAC_HASHES: Final = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
+# An asymmetric key given as an HMAC secret is the classic key-confusion setup. PyJWT refuses a
+# PEM block (BEGIN and END of a known label) or an OpenSSH public key; any PEM marker or SSH
+# key-type prefix is refused here, a superset that needs no PyJWT import.
+_PEM_MARKER: Final = re.compile(rb"----[- ](?:BEGIN|END) ")
+_SSH_KEY_PREFIXES: Final = (b"ssh-", b"ecdsa-sha2-")
 
-_ALGORITHMS: Final[dict[str, Algorithm]] = {
-    name: impl for name, impl in get_default_algorithms().items() if name in SUPPORTED_ALGORITHMS
-}
+
+@cache
+def _asymmetric_impls() -> dict[str, Algorithm]:
+    from jwt.algorithms import get_default_algorithms
+
+    return {name: impl for name, impl in get_default_algorithms().items() if name in ASYMMETRIC_ALGORITHMS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,25 +44,43 @@ class VerificationKey:
 
     kid: str
     algorithm: str
-    impl: Algorithm = field(repr=False)
+    impl: Algorithm | None = field(repr=False)  # None for HMAC keys (see sign())
     key: Any = field(repr=False)
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
-        hash_name = _HMAC_HASHES.get(self.algorithm)
-        if hash_name is not None:
+        if self.impl is None:
             # What PyJWT's HMACAlgorithm.verify does, with the one-shot C hmac.digest in place of
             # an hmac.new object: a microsecond less per cold request.
-            return hmac.compare_digest(hmac.digest(self.key, signing_input, hash_name), signature)
+            return hmac.compare_digest(sign(self.algorithm, self.key, signing_input), signature)
         try:
             return bool(self.impl.verify(signing_input, self.key, signature))
         except Exception:  # a malformed signature may raise inside cryptography: it is just "bad"
             return False
 
 
-def algorithm_impl(algorithm: str) -> Algorithm:
-    if algorithm not in _ALGORITHMS:
+def algorithm_impl(algorithm: str) -> Algorithm | None:
+    """PyJWT's algorithm object for an asymmetric algorithm; ``None`` for HMAC (see :func:`sign`)."""
+    if algorithm not in SUPPORTED_ALGORITHMS:
         raise ValueError(f"algorithm must be one of {sorted(SUPPORTED_ALGORITHMS)}, not {algorithm!r}")
-    return _ALGORITHMS[algorithm]
+    if algorithm in HMAC_ALGORITHMS:
+        return None
+    return _asymmetric_impls()[algorithm]
+
+
+def _asymmetric_impl(algorithm: str) -> Algorithm:
+    impl = algorithm_impl(algorithm)
+    if impl is None:
+        raise ValueError(f"{algorithm} is an HMAC algorithm, not an asymmetric one")
+    return impl
+
+
+def sign(algorithm: str, key: Any, data: bytes) -> bytes:
+    """The signature of ``data`` with a prepared key (bytes for HMAC, a private key otherwise)."""
+    hash_name = _HMAC_HASHES.get(algorithm)
+    if hash_name is not None:
+        return hmac.digest(key, data, hash_name)  # what PyJWT's HMACAlgorithm.sign computes
+    signature: bytes = _asymmetric_impl(algorithm).sign(data, key)
+    return signature
 
 
 def _as_bytes(value: str | bytes, option: str) -> bytes:
@@ -64,6 +93,8 @@ def _as_bytes(value: str | bytes, option: str) -> bytes:
 
 def check_key_strength(algorithm: str, key: Any, option: str) -> None:
     """Refuse weak asymmetric keys (RSA under 2048 bits) and keys of the wrong family."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
     if algorithm == "RS256":
         if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
             raise ValueError(f"{option} is not an RSA key")
@@ -84,17 +115,16 @@ def prepare_hmac_secret(algorithm: str, secret: str | bytes, option: str) -> byt
     minimum = MIN_HMAC_BYTES[algorithm]
     if len(raw) < minimum:
         raise ValueError(f"{option} must be at least {minimum} bytes for {algorithm} (RFC 7518 §3.2)")
-    try:
-        prepared: bytes = algorithm_impl(algorithm).prepare_key(raw)
-    except InvalidKeyError:
-        # PyJWT refuses PEM/SSH public keys as HMAC secrets: the classic key-confusion setup.
-        raise ValueError(f"{option} looks like a public key, not an HMAC secret") from None
-    return prepared
+    if _PEM_MARKER.search(raw) or raw.startswith(_SSH_KEY_PREFIXES):
+        raise ValueError(f"{option} looks like a public key, not an HMAC secret")
+    return raw
 
 
 def prepare_private_key(algorithm: str, pem: str | bytes, option: str) -> Any:
+    from jwt.exceptions import InvalidKeyError
+
     try:
-        key = algorithm_impl(algorithm).prepare_key(_as_bytes(pem, option))
+        key = _asymmetric_impl(algorithm).prepare_key(_as_bytes(pem, option))
     except (InvalidKeyError, ValueError, TypeError) as exc:
         raise ValueError(f"{option} is not a valid {algorithm} key: {type(exc).__name__}") from None
     check_key_strength(algorithm, key, option)
@@ -104,8 +134,10 @@ def prepare_private_key(algorithm: str, pem: str | bytes, option: str) -> Any:
 
 
 def prepare_public_key(algorithm: str, pem: str | bytes, option: str) -> Any:
+    from jwt.exceptions import InvalidKeyError
+
     try:
-        key = algorithm_impl(algorithm).prepare_key(_as_bytes(pem, option))
+        key = _asymmetric_impl(algorithm).prepare_key(_as_bytes(pem, option))
     except (InvalidKeyError, ValueError, TypeError) as exc:
         raise ValueError(f"{option} is not a valid {algorithm} key: {type(exc).__name__}") from None
     check_key_strength(algorithm, key, option)
@@ -119,6 +151,8 @@ def make_kid(algorithm: str, key: Any) -> str:
     if isinstance(key, bytes):
         material = b"asgi-kit/hmac-kid/" + key
     else:
+        from cryptography.hazmat.primitives import serialization
+
         public = key.public_key() if hasattr(key, "public_key") else key
         material = public.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -137,4 +171,5 @@ __all__ = [
     "prepare_hmac_secret",
     "prepare_private_key",
     "prepare_public_key",
+    "sign",
 ]

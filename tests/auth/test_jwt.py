@@ -107,6 +107,36 @@ def test_public_key_as_hmac_secret_is_refused() -> None:
         JWTManager(JWTConfig(secret=pem_public(rsa_key()), **BASE))
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        b"x" * 40 + b"\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        b"---- BEGIN SSH2 PUBLIC KEY ----\n" + b"A" * 64 + b"\n---- END SSH2 PUBLIC KEY ----",
+        b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        b"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmK",
+    ],
+)
+def test_pem_blocks_and_ssh_keys_as_hmac_secret_are_refused(secret: bytes) -> None:
+    """Any PEM block or OpenSSH public key given as an HMAC secret is refused, without PyJWT."""
+    with pytest.raises(ValueError, match="public key"):
+        JWTManager(JWTConfig(secret=secret, **BASE))
+    with pytest.raises(ValueError, match="public key"):
+        JWTManager(JWTConfig(secret="y" * 32, verification_keys={"old": secret}, **BASE))
+
+
+def test_hmac_keys_sign_as_pyjwt_does() -> None:
+    """The standard-library HMAC path gives PyJWT's signatures, for every HMAC algorithm."""
+    from jwt.algorithms import get_default_algorithms
+
+    from asgi_kit.auth.keys import prepare_public_key, sign
+
+    for name, size in (("HS256", 32), ("HS384", 48), ("HS512", 64)):
+        key = b"k" * size
+        assert sign(name, key, b"a.b") == get_default_algorithms()[name].sign(b"a.b", key)
+    with pytest.raises(ValueError, match="not a valid HS256 key"):
+        prepare_public_key("HS256", b"k" * 32, "public_key")
+
+
 def test_wrong_key_family_is_refused() -> None:
     """An EC key for RS256 and garbage PEM are refused with the option named."""
     with pytest.raises(ValueError, match="private_key"):
