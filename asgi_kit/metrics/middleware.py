@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from time import perf_counter
 
 from asgi_kit._asgi.paths import PathFilter, route_path
-from asgi_kit._asgi.routes import RouteResolver, route_template_or_unmatched
+from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.metrics.exposition import metrics_app
 from asgi_kit.metrics.metrics import HTTPMetrics, register_metrics
@@ -70,7 +70,7 @@ class MetricsMiddleware:
             if path is not None
             else None
         )
-        self._resolver = route_resolver
+        self._resolve = route_resolver or resolve_route_template
 
     def __repr__(self) -> str:
         options = f"exclude_paths={self._exclude!r}, path={self._path!r}"
@@ -88,52 +88,61 @@ class MetricsMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        await self._measured(scope, receive, send)
-
-    async def _measured(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Separate from __call__: the closures' cells are made on entry to the frame that owns
-        # them, and an excluded request should not pay for them (it cost 3x a passthrough).
         metrics = self.metrics
-        status: object = 500
-        started = False
-        disconnected = False
-        size = 0
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status, started, size
-            if message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
-            elif message["type"] == "http.response.start":
-                status = message["status"]
-                started = True
-            await send(message)
-
-        async def receive_noting_disconnect() -> Message:
-            nonlocal disconnected
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                disconnected = True
-            return message
-
+        exchange = _Exchange(receive, send)
         metrics.request_started()
         start = perf_counter()
         try:
-            await self.app(scope, receive_noting_disconnect, send_recording_status)
+            await self.app(scope, exchange.receive_noting_disconnect, exchange.send_recording_status)
         except asyncio.CancelledError:
             # Servers cancel the request task when the client goes away.
-            disconnected = True
+            exchange.disconnected = True
             raise
         finally:
             duration = perf_counter() - start
             metrics.request_finished()
-            if disconnected and not started:
+            status = exchange.status
+            if exchange.disconnected and not exchange.started:
                 status = CLIENT_CLOSED_STATUS
             try:
-                route = route_template_or_unmatched(scope, self._resolver)
-                metrics.observe(scope["method"], route, status, duration, size)
+                route = self._resolve(scope) or UNMATCHED_ROUTE
+                metrics.observe(scope["method"], route, status, duration, exchange.size)
             except Exception:
                 # Recording must never fail (or mask the outcome of) the request it describes.
                 logger.exception("could not record metrics for this request")
+
+
+class _Exchange:
+    """What one measured request said: its status, its body bytes, whether the client left.
+
+    One slotted object rather than closure cells: cells are made on entry to the frame that owns
+    them, so in ``__call__`` every excluded request paid for them (3x a passthrough), and in a
+    coroutine of their own the measured requests paid for the extra frame (0.3 µs more than this).
+    """
+
+    __slots__ = ("_receive", "_send", "disconnected", "size", "started", "status")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self.status: object = 500
+        self.started = False
+        self.disconnected = False
+        self.size = 0
+
+    async def send_recording_status(self, message: Message) -> None:
+        if message["type"] == "http.response.body":
+            self.size += len(message.get("body", b""))
+        elif message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.started = True
+        await self._send(message)
+
+    async def receive_noting_disconnect(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+        return message
 
 
 __all__ = ["CLIENT_CLOSED_STATUS", "MetricsMiddleware"]
