@@ -107,8 +107,12 @@ def create_postgres_pool(
         raise ValueError("max_size must be an int >= max(min_size, 1)")
     if isinstance(max_waiting, bool) or not isinstance(max_waiting, int) or max_waiting < 0:
         raise ValueError("max_waiting must be a non-negative int")
+    # Autocommit: every store method is one statement, so an implicit BEGIN and a COMMIT on
+    # return would add two round trips to each (measured: 4 round trips per budget read, 2 with
+    # autocommit). Multi-statement work uses ``async with conn.transaction():`` explicitly.
     kwargs: dict[str, Any] = {
-        "connect_timeout": max(math.ceil(_positive("connect_timeout", connect_timeout)), 1)
+        "connect_timeout": max(math.ceil(_positive("connect_timeout", connect_timeout)), 1),
+        "autocommit": True,
     }
     kwargs.update(connection_kwargs or {})
     return AsyncConnectionPool(

@@ -6,7 +6,7 @@
 * :class:`PostgresAPIKeyStore` implements ``asgi_kit.auth.stores.APIKeyStore``.
 * :class:`PostgresTokenRevocationStore` implements ``asgi_kit.auth.stores.TokenRevocationStore``.
 
-Every method borrows a pooled connection for one short transaction. Failures become
+Every method borrows a pooled (autocommit) connection for one statement. Failures become
 :class:`~asgi_kit.database.errors.DatabaseUnavailableError` (the middleware answers 503) or
 :class:`~asgi_kit.database.errors.DatabaseError`, never the driver's exception or message.
 """
@@ -36,7 +36,7 @@ def _utcnow() -> datetime:
 
 @asynccontextmanager
 async def borrow(pool: PostgresPool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """A pooled connection for one transaction, with driver errors mapped to the kit's."""
+    """A pooled autocommit connection for one statement, with driver errors mapped to the kit's."""
     try:
         async with pool.connection() as conn:
             yield conn
