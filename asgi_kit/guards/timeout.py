@@ -77,70 +77,84 @@ class TimeoutMiddleware:
         if task is None:  # not run by a task (a bare coroutine driven by hand): nothing to cancel
             await self.app(scope, receive, send)
             return
-        await self._timed(task, scope, receive, send)
-
-    async def _timed(self, task: asyncio.Task[Any], scope: Scope, receive: Receive, send: Send) -> None:
-        # Separate from __call__ so pass-through requests never pay for this frame's cells.
-        state = _RUNNING
-        answer: asyncio.Task[None] | None = None
-        loop = asyncio.get_running_loop()
-        began = loop.time()
+        deadline = _Deadline(task, scope, send, self._timeout)
         cancelling_on_entry = task.cancelling()
-
-        def expire() -> None:
-            nonlocal state, answer
-            # Only ever runs while _RUNNING: the timer is cancelled when the state leaves it, and
-            # the event loop skips a cancelled handle even if it was already due.
-            state = _TIMED_OUT
-            self._log_timeout(scope, loop.time() - began)
-            answer = asyncio.ensure_future(write_problem_details(send, GATEWAY_TIMEOUT, scope=scope))
-            task.cancel()
-
-        async def send_unless_timed_out(message: Message) -> None:
-            nonlocal state
-            if state == _TIMED_OUT:
-                return  # the 504 took this response's place
-            if state == _RUNNING and message["type"] == "http.response.start":
-                # The response is under way: from here on the app may take as long as it needs.
-                state = _STARTED
-                timer.cancel()
-            await send(message)
-
-        # call_at on the loop's own clock: call_later would read it again, and the elapsed time
-        # logged on a timeout is then measured on the clock that fired the timer.
-        timer = loop.call_at(began + self._timeout, expire)
         outer_cancel = False
         try:
             try:
-                await self.app(scope, receive, send_unless_timed_out)
+                await self.app(scope, receive, deadline.send_unless_timed_out)
             finally:
-                if state == _RUNNING:  # otherwise the timer was cancelled at the start, or fired
-                    timer.cancel()
-                elif state == _TIMED_OUT:
+                if deadline.state == _RUNNING:  # otherwise the timer was cancelled at the start, or fired
+                    deadline.timer.cancel()
+                elif deadline.state == _TIMED_OUT:
                     # Balance our task.cancel() however the app ended (it may have swallowed it).
                     outer_cancel = task.uncancel() > cancelling_on_entry
         except asyncio.CancelledError:
-            if state != _TIMED_OUT or outer_cancel:
-                if answer is not None:
-                    answer.cancel()
+            if deadline.state != _TIMED_OUT or outer_cancel:
+                if deadline.answer is not None:
+                    deadline.answer.cancel()
                 raise
         except Exception:
             # The app failed while unwinding from our cancellation: the 504 still completes.
-            if answer is not None:
-                await answer
+            if deadline.answer is not None:
+                await deadline.answer
             raise
-        if answer is not None:
-            await answer
+        if deadline.answer is not None:
+            await deadline.answer
 
-    def _log_timeout(self, scope: Scope, elapsed: float) -> None:
-        logger.warning(
-            "request timed out after %.3fs (limit %.3fs) before the response started: %s %s",
-            elapsed,
-            self._timeout,
-            scope.get("method"),
-            (scope.get("path") or "")[:512].encode("unicode_escape").decode("ascii"),
-            extra={"request_id": get_request_id() or scope_request_id(scope), "timeout": self._timeout},
+
+def _log_timeout(scope: Scope, elapsed: float, timeout: float) -> None:
+    logger.warning(
+        "request timed out after %.3fs (limit %.3fs) before the response started: %s %s",
+        elapsed,
+        timeout,
+        scope.get("method"),
+        (scope.get("path") or "")[:512].encode("unicode_escape").decode("ascii"),
+        extra={"request_id": get_request_id() or scope_request_id(scope), "timeout": timeout},
+    )
+
+
+class _Deadline:
+    """One timed request: its timer, its state, and the 504 sent when the timer fires.
+
+    One slotted object rather than closure cells: cells are made on entry to the frame that owns
+    them, so in ``__call__`` every passed-through request paid for them, and in a coroutine of
+    their own every timed request paid for the extra frame.
+    """
+
+    __slots__ = ("_began", "_loop", "_scope", "_send", "_task", "_timeout", "answer", "state", "timer")
+
+    def __init__(self, task: asyncio.Task[Any], scope: Scope, send: Send, timeout: float) -> None:
+        self._task = task
+        self._scope = scope
+        self._send = send
+        self.state = _RUNNING
+        self.answer: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        # call_at on the loop's own clock: call_later would read it again, and the elapsed time
+        # logged on a timeout is then measured on the clock that fired the timer.
+        self._began = self._loop.time()
+        self._timeout = timeout
+        self.timer = self._loop.call_at(self._began + timeout, self.expire)
+
+    def expire(self) -> None:
+        # Only ever runs while _RUNNING: the timer is cancelled when the state leaves it, and
+        # the event loop skips a cancelled handle even if it was already due.
+        self.state = _TIMED_OUT
+        _log_timeout(self._scope, self._loop.time() - self._began, self._timeout)
+        self.answer = asyncio.ensure_future(
+            write_problem_details(self._send, GATEWAY_TIMEOUT, scope=self._scope)
         )
+        self._task.cancel()
+
+    async def send_unless_timed_out(self, message: Message) -> None:
+        if self.state == _TIMED_OUT:
+            return  # the 504 took this response's place
+        if self.state == _RUNNING and message["type"] == "http.response.start":
+            # The response is under way: from here on the app may take as long as it needs.
+            self.state = _STARTED
+            self.timer.cancel()
+        await self._send(message)
 
 
 __all__ = ["TimeoutMiddleware"]
