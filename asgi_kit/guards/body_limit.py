@@ -111,55 +111,66 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or self._exclude.matches(scope):
             await self.app(scope, receive, send)
             return
-        try:
-            declared = parse_content_length(v for k, v in scope.get("headers") or () if k == _CONTENT_LENGTH)
-        except ValueError:
-            await write_problem_details(send, INVALID_CONTENT_LENGTH, scope=scope)
-            return
-        if declared is not None and declared > self._max:
-            await write_problem_details(send, self._too_large_problem, scope=scope)
-            return
-        await self._limited(scope, receive, send)
-
-    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
-        max_body_size = self._max
-        received = 0
-        exceeded = False
-        response_started = False
-
-        async def receive_within_limit() -> Message:
-            nonlocal received, exceeded
-            if exceeded:
-                raise BodyTooLargeError(max_body_size)
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > max_body_size:
-                    exceeded = True
-                    raise BodyTooLargeError(max_body_size)
-            return message
-
-        async def send_unless_rejected(message: Message) -> None:
-            nonlocal response_started
-            if exceeded and not response_started:
-                # The 413 replaces whatever the app answers once its body was cut off (a
-                # framework's own 500 for the exception, a 400 for an "incomplete" body ...).
+        declared = [v for k, v in scope.get("headers") or () if k == _CONTENT_LENGTH]
+        if declared:  # most requests (GET, chunked uploads) have none: no parse to call
+            try:
+                length = parse_content_length(declared)
+            except ValueError:
+                await write_problem_details(send, INVALID_CONTENT_LENGTH, scope=scope)
                 return
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+            if length is not None and length > self._max:
+                await write_problem_details(send, self._too_large_problem, scope=scope)
+                return
+        limited = _Limited(receive, send, self._max)
         try:
-            await self.app(scope, receive_within_limit, send_unless_rejected)
+            await self.app(scope, limited.receive_within_limit, limited.send_unless_rejected)
         except Exception as exc:
-            if not exceeded or response_started:
+            if not limited.exceeded or limited.response_started:
                 raise
             await write_problem_details(send, self._too_large_problem, scope=scope)
             if not _caused_by_limit(exc):
                 raise
             return
-        if exceeded and not response_started:
+        if limited.exceeded and not limited.response_started:
             await write_problem_details(send, self._too_large_problem, scope=scope)
+
+
+class _Limited:
+    """One request's body count and response state.
+
+    One slotted object rather than closure cells in a coroutine of their own: that frame and
+    its cells cost every request more than this object does.
+    """
+
+    __slots__ = ("_max", "_receive", "_send", "exceeded", "received", "response_started")
+
+    def __init__(self, receive: Receive, send: Send, max_body_size: int) -> None:
+        self._receive = receive
+        self._send = send
+        self._max = max_body_size
+        self.received = 0
+        self.exceeded = False
+        self.response_started = False
+
+    async def receive_within_limit(self) -> Message:
+        if self.exceeded:
+            raise BodyTooLargeError(self._max)
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self._max:
+                self.exceeded = True
+                raise BodyTooLargeError(self._max)
+        return message
+
+    async def send_unless_rejected(self, message: Message) -> None:
+        if self.exceeded and not self.response_started:
+            # The 413 replaces whatever the app answers once its body was cut off (a
+            # framework's own 500 for the exception, a 400 for an "incomplete" body ...).
+            return
+        if message["type"] == "http.response.start":
+            self.response_started = True
+        await self._send(message)
 
 
 def _caused_by_limit(exc: BaseException) -> bool:
