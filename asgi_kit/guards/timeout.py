@@ -84,9 +84,11 @@ class TimeoutMiddleware:
             try:
                 await self.app(scope, receive, deadline.send_unless_timed_out)
             finally:
-                if deadline.state == _RUNNING:  # otherwise the timer was cancelled at the start, or fired
+                if deadline.state != _STARTED:  # a started response cancelled it already
+                    # After a timeout this also drops the fired handle's callback, and with it
+                    # the reference cycle handle -> deadline.expire -> deadline.
                     deadline.timer.cancel()
-                elif deadline.state == _TIMED_OUT:
+                if deadline.state == _TIMED_OUT:
                     # Balance our task.cancel() however the app ended (it may have swallowed it).
                     outer_cancel = task.uncancel() > cancelling_on_entry
         except asyncio.CancelledError:
