@@ -12,8 +12,8 @@ What is refused, beyond PyJWT's defaults:
   a lifetime (``exp - iat``) over the maximum; an access token used as a refresh token or
   the other way round (``typ`` header and ``type`` claim).
 
-Tokens are signed and verified with PyJWT's algorithm objects on keys prepared once, so the
-hot path does no PEM parsing. Revocation is keyed on ``jti`` (and the refresh family),
+Tokens are signed and verified on keys prepared once (HMAC with the standard library, the
+asymmetric algorithms with PyJWT's algorithm objects), so the hot path does no PEM parsing. Revocation is keyed on ``jti`` (and the refresh family),
 never on the token string, whose signature encoding is malleable.
 """
 

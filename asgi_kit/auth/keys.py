@@ -48,12 +48,14 @@ class VerificationKey:
     key: Any = field(repr=False)
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
-        if self.impl is None:
+        hash_name = _HMAC_HASHES.get(self.algorithm)
+        if hash_name is not None:
             # What PyJWT's HMACAlgorithm.verify does, with the one-shot C hmac.digest in place of
             # an hmac.new object: a microsecond less per cold request.
-            return hmac.compare_digest(sign(self.algorithm, self.key, signing_input), signature)
+            return hmac.compare_digest(hmac.digest(self.key, signing_input, hash_name), signature)
         try:
-            return bool(self.impl.verify(signing_input, self.key, signature))
+            impl = self.impl if self.impl is not None else _asymmetric_impl(self.algorithm)
+            return bool(impl.verify(signing_input, self.key, signature))
         except Exception:  # a malformed signature may raise inside cryptography: it is just "bad"
             return False
 

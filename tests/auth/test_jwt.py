@@ -137,6 +137,17 @@ def test_hmac_keys_sign_as_pyjwt_does() -> None:
         prepare_public_key("HS256", b"k" * 32, "public_key")
 
 
+def test_asymmetric_key_verifies_through_pyjwt_even_without_a_bound_impl() -> None:
+    """A VerificationKey built without PyJWT's algorithm object still verifies with it, and refuses."""
+    from asgi_kit.auth.keys import VerificationKey, prepare_private_key, sign
+
+    private = prepare_private_key("RS256", pem_private(rsa_key()), "private_key")
+    key = VerificationKey("k", "RS256", None, private.public_key())
+    signature = sign("RS256", private, b"a.b")
+    assert key.verify(b"a.b", signature)
+    assert not key.verify(b"a.c", signature)
+
+
 def test_wrong_key_family_is_refused() -> None:
     """An EC key for RS256 and garbage PEM are refused with the option named."""
     with pytest.raises(ValueError, match="private_key"):
