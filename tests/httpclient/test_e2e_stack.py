@@ -65,7 +65,9 @@ async def test_upstream_sees_incoming_trace_and_request_id() -> None:
 
         with serve(inner, lifespan="on") as gateway:
             async with httpx.AsyncClient(base_url=gateway.url) as http:
-                response = await http.get("/call", headers={"traceparent": INCOMING, "x-request-id": "req-e2e-1"})
+                response = await http.get(
+                    "/call", headers={"traceparent": INCOMING, "x-request-id": "req-e2e-1"}
+                )
     assert response.status_code == 200 and response.json() == {"upstream_status": 200}
     assert response.headers["x-request-id"] == "req-e2e-1"
     seen = upstream.requests[-1]
