@@ -105,6 +105,16 @@ def kit_on_fastapi(layers: Sequence[str]) -> Builder:
     return build
 
 
+def tracing_no_provider(ctx: BenchContext) -> ASGIApp:
+    """TracingMiddleware where tracing is not configured (OpenTelemetry's no-op provider)."""
+    cls, noop_tracer = (
+        load("asgi_kit.tracing", "TracingMiddleware"),
+        load("opentelemetry.trace", "NoOpTracerProvider"),
+    )
+    app: ASGIApp = cls[0](bare_asgi_app, tracer_provider=noop_tracer[0]())
+    return app
+
+
 def kit_stack(ctx: BenchContext) -> ASGIApp:
     return _wrap_kit(ctx, bare_asgi_app, KIT_LAYERS)
 

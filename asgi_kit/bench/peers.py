@@ -91,6 +91,15 @@ def otel_asgi_server_span_only(ctx: BenchContext) -> ASGIApp:
     return _otel_asgi(ctx, bare_asgi_app, server_span_only=True)
 
 
+def otel_asgi_no_provider(ctx: BenchContext) -> ASGIApp:
+    """The peer where tracing is not configured: OpenTelemetry's no-op providers."""
+    (cls,) = load("opentelemetry.instrumentation.asgi", "OpenTelemetryMiddleware")
+    (noop_meter,) = load("opentelemetry.metrics", "NoOpMeterProvider")
+    (noop_tracer,) = load("opentelemetry.trace", "NoOpTracerProvider")
+    wrapped: ASGIApp = cls(bare_asgi_app, tracer_provider=noop_tracer(), meter_provider=noop_meter())
+    return wrapped
+
+
 def _base_http_log_middleware(logger: logging.Logger) -> Any:
     """The common peer: a Starlette ``BaseHTTPMiddleware`` writing a JSON access log."""
     (base_cls,) = load("starlette.middleware.base", "BaseHTTPMiddleware")
@@ -214,6 +223,7 @@ __all__ = [
     "json_log_base_http",
     "json_log_pure",
     "otel_asgi",
+    "otel_asgi_no_provider",
     "otel_asgi_server_span_only",
     "pyjwt",
     "stack",

@@ -45,6 +45,7 @@ from asgi_kit.bench.kit import (
     kit_on_fastapi,
     kit_on_starlette,
     kit_stack,
+    tracing_no_provider,
 )
 
 TokenMode = Literal["cold", "cached", "api_key"]
@@ -191,6 +192,15 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
             False,
         )
         for layer in _EXCLUDABLE
+    ),
+    (
+        "kit.tracing.no_provider",
+        "kit",
+        ASGI,
+        "TracingMiddleware with OpenTelemetry's no-op tracer provider (tracing not configured)",
+        tracing_no_provider,
+        "cached",
+        False,
     ),
     (
         "kit.budget",
@@ -348,6 +358,15 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         False,
     ),
     (
+        "peer.otel_asgi.no_provider",
+        "peer",
+        ASGI,
+        "opentelemetry-instrumentation-asgi with OpenTelemetry's no-op tracer provider",
+        peers.otel_asgi_no_provider,
+        "cached",
+        False,
+    ),
+    (
         "peer.otel_asgi.server_span_only",
         "peer",
         ASGI,
@@ -442,6 +461,20 @@ TARGETS: Final[tuple[Target, ...]] = (
         "kit.tracing",
         ("peer.otel_asgi",),
         0.3,
+    ),
+    Target(
+        "tracing_no_provider",
+        "tracing with no provider configured <= 0.05x opentelemetry-instrumentation-asgi",
+        "kit.tracing.no_provider",
+        ("peer.otel_asgi.no_provider",),
+        0.05,
+    ),
+    Target(
+        "access_log_base_http",
+        "access log <= 0.1x the same log as a BaseHTTPMiddleware",
+        "kit.logging",
+        ("peer.json_log.base_http",),
+        0.1,
     ),
     Target(
         "auth_cold",
