@@ -24,19 +24,15 @@ if int(os.environ.get("WORKERS", "1")) > 1:
 
 import uvicorn
 
+from asgi_kit._asgi.lifespan import answer_lifespan
 from asgi_kit._asgi.types import Receive, Scope, Send
 from asgi_kit.metrics import MetricsMiddleware, register_metrics
 
 
 async def inner_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await answer_lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     parts = scope["path"].strip("/").split("/")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+from asgi_kit._asgi.lifespan import answer_lifespan
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 
 PATH: Final = "/items/42"
@@ -155,13 +156,8 @@ def request_scope(authorization: bytes, extras: dict[str, Any] | None = None) ->
 async def bare_asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
     """The pure-ASGI base: answers 200 with a small JSON body and names its route, as routers do."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await answer_lifespan(receive, send)
+        return
     scope["asgi_kit.route"] = ROUTE
     await send({"type": "http.response.start", "status": 200, "headers": list(_START_HEADERS)})
     await send({"type": "http.response.body", "body": BODY})

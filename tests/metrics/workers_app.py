@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import os
 
+from asgi_kit._asgi.lifespan import answer_lifespan
 from asgi_kit._asgi.types import Receive, Scope, Send
 from asgi_kit.metrics import MetricsMiddleware, register_metrics
 
 
 async def items(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await answer_lifespan(receive, send)
+        return
     if scope["path"].startswith("/items/"):
         scope["asgi_kit.route"] = "/items/{n}"
         status, body = 200, str(os.getpid()).encode()
