@@ -107,11 +107,9 @@ class AuthMiddleware:
         self._jwt = jwt
         self._api_keys = api_keys
         self._key_header = header_name(api_key_header) if api_keys is not None else None
-        self._exclude = PathFilter(exclude_paths)  # validates
         # An excluded request (a health check) should cost one set lookup: exact paths are tested
         # inline when there is no root_path; the filter decides the rest (subtrees, mounts).
-        self._exact = frozenset(path for path in exclude_paths if not path.endswith("/*"))
-        self._subtrees = len(self._exact) != len(set(exclude_paths))
+        self._exact, self._excluded = PathFilter(exclude_paths).inline()
         self._allow_anonymous = bool(allow_anonymous)
         self._allow_options = bool(allow_options)
         self._cache: VerifiedTokenCache[_CachedToken] | None = None
@@ -135,8 +133,8 @@ class AuthMiddleware:
         kind = scope["type"]
         if (
             kind not in ("http", "websocket")
-            or (self._exact and scope["path"] in self._exact and not scope.get("root_path"))
-            or ((self._subtrees or scope.get("root_path")) and self._exclude.matches(scope))
+            or (scope["path"] in self._exact and not scope.get("root_path"))
+            or (self._excluded is not None and self._excluded(scope))
         ):
             await self.app(scope, receive, send)
             return

@@ -19,10 +19,10 @@ from typing import Any, Final
 
 from asgi_kit._asgi.context import TraceIds, request_id_var, scope_request_id, trace_ids_var
 from asgi_kit._asgi.headers import header_name
+from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.principal import Principal
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_kit.logging._exclude import make_exclusion
 from asgi_kit.logging.logger import FIELDS_MARK, resolve_level
 from asgi_kit.logging.proxies import TrustedProxies
 from asgi_kit.logging.redaction import (
@@ -115,7 +115,8 @@ class LoggingMiddleware:
         self._logger = logger
         self._level = resolve_level(level)
         self._message = message
-        self._exclude, self._exact, self._excluded = make_exclusion(exclude_paths)
+        self._exclude = PathFilter(exclude_paths)
+        self._exact, self._excluded = self._exclude.inline()
         self._proxies = TrustedProxies(trusted_proxies)
         self._redact_headers = DEFAULT_REDACT_HEADERS | _names("redact_headers", redact_headers)
         self._log_headers = {

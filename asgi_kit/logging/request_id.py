@@ -14,8 +14,8 @@ from typing import Final
 
 from asgi_kit._asgi.context import REQUEST_ID_STATE_KEY, request_id_var
 from asgi_kit._asgi.headers import header_name
+from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_kit.logging._exclude import make_exclusion
 
 MAX_REQUEST_ID_LENGTH: Final = 128
 
@@ -100,7 +100,8 @@ class RequestIDMiddleware:
         self.app = app
         self._header = encoded  # the hot path compares bytes
         self._trust_incoming = trust_incoming
-        self._exclude, self._exact, self._excluded = make_exclusion(exclude_paths)
+        self._exclude = PathFilter(exclude_paths)
+        self._exact, self._excluded = self._exclude.inline()
         self._generator = generator
 
     def __repr__(self) -> str:

@@ -115,11 +115,9 @@ class TracingMiddleware:
         if isinstance(redacted_query_params, str):
             raise TypeError("redacted_query_params must be a collection of names, not a single string")
         self.app = app
-        self._exclude = PathFilter(exclude_paths)
-        self._has_exclude = bool(self._exclude)
         # Excluded paths (health checks) should cost next to nothing: with no root_path, an
         # exact pattern is a set lookup done inline; subtrees and root_path go through PathFilter.
-        self._exclude_exact = frozenset(p for p in exclude_paths if not p.endswith("/*"))
+        self._exclude_exact, self._excluded = PathFilter(exclude_paths).inline()
         self._resolve_route = route_resolver or resolve_route_template
         self._record_query = bool(record_query)
         self._redacted = frozenset(name.lower() for name in redacted_query_params)
@@ -147,7 +145,7 @@ class TracingMiddleware:
             return
         tracer = self._tracer
         if (tracer is None and (not self._follow_global or (tracer := self._adopt_global()) is None)) or (
-            self._has_exclude and self._exclude.matches(scope)
+            self._excluded is not None and self._excluded(scope)
         ):
             await self.app(scope, receive, send)
             return
