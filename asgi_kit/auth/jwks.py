@@ -128,8 +128,10 @@ class JWKSKeySet:
                 self._raise_if_never_loaded()
                 return None
             self._start_fetch(now)
-        assert self._inflight is not None
-        await asyncio.shield(self._inflight)
+        inflight = self._inflight
+        if inflight is None:  # _start_fetch always sets it; checked without assert (python -O)
+            raise RuntimeError("JWKS fetch was not started")
+        await asyncio.shield(inflight)
         self._raise_if_never_loaded()
         return self._keys.get(kid)
 

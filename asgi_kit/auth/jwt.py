@@ -231,7 +231,8 @@ class JWTManager:
         self._signing_key: Any = None
         signing_public: Any = None
         if alg in HMAC_ALGORITHMS:
-            assert config.secret is not None
+            if config.secret is None:  # JWTConfig refuses this already; kept explicit under python -O
+                raise ValueError(f"{alg} needs a secret")
             self._signing_key = signing_public = prepare_hmac_secret(alg, config.secret, "secret")
         else:
             if config.private_key is not None:
@@ -516,7 +517,8 @@ class JWTManager:
             InvalidTokenError: any other reason the refresh token is refused.
         """
         claims = await self.validate_jwt(refresh_token, token_type="refresh")
-        assert claims.fam is not None
+        if claims.fam is None:  # validation requires a family on refresh tokens; never trust -O
+            raise InvalidClaimError("refresh token without a family")
         expires = self._expiry(claims.exp)
         if not await self.revocation_store.mark_refresh_used(claims.jti, claims.fam, expires):
             family_expires = self._expiry(int(self.clock()) + self.config.refresh_ttl)

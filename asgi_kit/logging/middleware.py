@@ -337,7 +337,7 @@ class _RecordMaker:
             record.__dict__.update(fields)
             return record
         record = logging.LogRecord.__new__(logging.LogRecord)
-        now = time.time()
+        now = time.time()  # the record's wall-clock timestamp (LogRecord.created), not a duration
         extra = record.__dict__
         extra.update(self._template)
         extra.update(fields)
