@@ -139,8 +139,10 @@ class JWKSKeySet:
         """Fetch now (joining a fetch in flight); ``True`` when a key set was loaded."""
         if self._inflight is None:
             self._start_fetch(self._clock())
-        assert self._inflight is not None
-        return await asyncio.shield(self._inflight)
+        inflight = self._inflight
+        if inflight is None:  # _start_fetch always sets it; checked without assert (python -O)
+            raise RuntimeError("JWKS fetch was not started")
+        return await asyncio.shield(inflight)
 
     async def aclose(self) -> None:
         """Cancel a fetch in flight and close the session this key set created."""

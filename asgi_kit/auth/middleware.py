@@ -186,7 +186,8 @@ class AuthMiddleware:
 
     async def _from_jwt(self, token: bytes, authorization: bytes) -> _Identity | int:
         jwt = self._jwt
-        assert jwt is not None
+        if jwt is None:  # only called when a JWT manager is configured; no assert (python -O)
+            return _INVALID
         try:
             payload = await jwt.verify(token)
         except InvalidTokenError as exc:
@@ -203,7 +204,8 @@ class AuthMiddleware:
 
     async def _unless_revoked(self, identity: _Identity, jti: str, family: str | None) -> _Identity | int:
         jwt = self._jwt
-        assert jwt is not None
+        if jwt is None:
+            return identity
         try:
             revoked = await jwt.revocation_store.is_revoked(jti, family)
         except Exception as exc:
