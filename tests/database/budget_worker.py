@@ -2,8 +2,11 @@
 
 Opens its own pool, prints ``ready``, waits for the start file, then sends ``rounds * concurrency``
 requests, ``concurrency`` at a time, through BudgetMiddleware + PostgresUsageStore; the app
-records one token per request it serves. Prints JSON: the status counts, the wall-clock time
-each served request was admitted, and when this process first saw the counter reach the budget.
+records one token per request it serves. Then it waits out the lookup cache (``cache_ttl``) and
+sends one more wave of ``concurrency`` requests, the tail: on a fast machine the whole stream can
+fit inside one cache window, and the tail is what shows that a crossed budget is then enforced.
+Prints JSON: the status counts of the stream and of the tail, the wall-clock time each served
+request was admitted, and when this process first saw the counter reach the budget.
 """
 
 from __future__ import annotations
@@ -65,8 +68,15 @@ async def run(
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
         await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
+        await asyncio.sleep(cache_ttl + 0.1)
+        tail = await asyncio.gather(*(client.post("/v1/chat/completions") for _ in range(concurrency)))
     await pool.close()
-    result = {"statuses": {str(k): v for k, v in statuses.items()}, "admitted": admitted, "crossed": crossed}
+    result = {
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "tail": {str(k): v for k, v in Counter(r.status_code for r in tail).items()},
+        "admitted": admitted,
+        "crossed": crossed,
+    }
     print(json.dumps(result), flush=True)
 
 
