@@ -11,10 +11,18 @@
 They are the in-process variants ``bare.fastapi``, ``kit.stack.fastapi.cached`` and
 ``peer.stack.cached``, built by the same factories. Tokens are verified with the suite's
 fixed development secret; log lines are formatted and discarded.
+
+With ``ASGI_KIT_BENCH_GC_FREEZE=1`` (what the e2e runner sets, for every app alike) the heap
+built at startup is moved to the collector's permanent generation (``gc.freeze()``), as a
+long-running CPython service should do: spans waiting in a batch processor live long enough to
+be promoted, and the full collections they then trigger would otherwise walk every object the
+imports and the app created (measured: the kit stack's p99 20 ms with, 11 ms without those
+pauses; bare FastAPI 6 ms either way).
 """
 
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 from collections.abc import Awaitable
@@ -24,6 +32,7 @@ from asgi_kit._asgi.types import ASGIApp
 from asgi_kit.bench.variants import BenchContext, get_variants
 
 APP_ENV: Final = "ASGI_KIT_BENCH_APP"
+FREEZE_ENV: Final = "ASGI_KIT_BENCH_GC_FREEZE"
 E2E_APPS: Final = {"bare": "bare.fastapi", "kit": "kit.stack.fastapi.cached", "peer": "peer.stack.cached"}
 
 
@@ -39,7 +48,10 @@ def create_app() -> ASGIApp:
         if inspect.iscoroutine(app):
             app.close()
         raise TypeError(f"{variant.name} needs an event loop to build; the e2e apps are built without one")
+    if os.environ.get(FREEZE_ENV) == "1":
+        gc.collect()
+        gc.freeze()
     return app
 
 
-__all__ = ["APP_ENV", "E2E_APPS", "create_app"]
+__all__ = ["APP_ENV", "E2E_APPS", "FREEZE_ENV", "create_app"]

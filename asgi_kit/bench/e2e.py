@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from asgi_kit.bench._apps import BASE_HEADERS, PATH, mint_token
-from asgi_kit.bench.apps import APP_ENV, E2E_APPS
+from asgi_kit.bench.apps import APP_ENV, E2E_APPS, FREEZE_ENV
 
 Progress = Callable[[int, int, str], None]
 QUERY: Final = "?verbose=1"
@@ -49,6 +49,8 @@ class E2EConfig:
     loader: str = "auto"
     startup_timeout: float = 30.0
     max_requests: int = 1_000_000
+    #: gc.freeze() the startup heap in every server (all apps alike); see asgi_kit.bench.apps
+    freeze_heap: bool = True
 
     def __post_init__(self) -> None:
         unknown = [a for a in self.apps if a not in E2E_APPS]
@@ -184,7 +186,9 @@ def _wait_ready(server: _Server, token: str, deadline: float) -> None:
 
 
 @contextmanager
-def serve(app: str, workers: int, token: str, startup_timeout: float = 30.0) -> Iterator[_Server]:
+def serve(
+    app: str, workers: int, token: str, startup_timeout: float = 30.0, *, freeze_heap: bool = True
+) -> Iterator[_Server]:
     """Run ``uvicorn --factory asgi_kit.bench.apps:create_app`` for ``app``; stop it on exit."""
     port = free_port()
     command = [
@@ -203,7 +207,7 @@ def serve(app: str, workers: int, token: str, startup_timeout: float = 30.0) -> 
         "warning",
         "--no-access-log",
     ]
-    env = {**os.environ, APP_ENV: app}
+    env = {**os.environ, APP_ENV: app, FREEZE_ENV: "1" if freeze_heap else "0"}
     # The command is built here from sys.executable and constants: no untrusted input.
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)  # noqa: S603
     server = _Server(app, workers, port, process)
@@ -335,7 +339,10 @@ def run_e2e(config: E2EConfig = E2EConfig(), progress: Progress | None = None) -
     for workers in config.workers:
         with ExitStack() as stack:
             servers = [
-                stack.enter_context(serve(app, workers, token, config.startup_timeout)) for app in config.apps
+                stack.enter_context(
+                    serve(app, workers, token, config.startup_timeout, freeze_heap=config.freeze_heap)
+                )
+                for app in config.apps
             ]
             if config.warmup > 0:
                 for server in servers:

@@ -58,6 +58,12 @@ def register(subparsers: Any) -> None:
         "--e2e-repeats", type=int, metavar="N", help="alternated e2e runs per app (default 3)"
     )
     parser.add_argument(
+        "--e2e-gc",
+        choices=("freeze", "default"),
+        default="freeze",
+        help="freeze: every server gc.freeze()s its startup heap (all apps alike); default: leave the GC as is",
+    )
+    parser.add_argument(
         "--database-url",
         metavar="URL",
         help="PostgreSQL for the *.postgres variants (default: $ASGI_KIT_BENCH_DATABASE_URL, else the "
@@ -107,9 +113,10 @@ def run(args: argparse.Namespace) -> int:
         result = run_inprocess(config, progress=update, database_url=_database_url(args.database_url))
     if args.e2e:
         e2e_config = QUICK_E2E if args.quick else E2EConfig()
-        e2e_overrides = {
+        e2e_overrides: dict[str, Any] = {
             k: v for k, v in (("duration", args.e2e_duration), ("repeats", args.e2e_repeats)) if v is not None
         }
+        e2e_overrides["freeze_heap"] = args.e2e_gc == "freeze"
         with progress_bar(console, "end-to-end") as update:
             result["e2e"] = run_e2e(replace(e2e_config, **e2e_overrides), progress=update)
     render(result, console)

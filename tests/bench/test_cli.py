@@ -133,7 +133,10 @@ def test_e2e_flag_runs_the_end_to_end_mode(
     )
     assert code == 0
     assert seen[0].duration == 0.5 and seen[0].repeats == 2 and seen[0].workers == (1,)
+    assert seen[0].freeze_heap is True
     assert "End to end" in capsys.readouterr().out
+    assert main(["bench", *FAST, "--only", "floor.passthrough", "--e2e", "--e2e-gc", "default"]) == 0
+    assert seen[1].freeze_heap is False
 
 
 def test_database_url_from_the_flag_then_the_environment_then_the_scratch_default(

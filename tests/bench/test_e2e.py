@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from asgi_kit.bench._apps import mint_token
-from asgi_kit.bench.apps import APP_ENV, create_app
+from asgi_kit.bench.apps import APP_ENV, FREEZE_ENV, create_app
 from asgi_kit.bench.e2e import (
     E2EConfig,
     builtin_load,
@@ -113,6 +114,21 @@ def test_create_app_selects_by_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv(APP_ENV, "other")
     with pytest.raises(ValueError, match=APP_ENV):
         create_app()
+
+
+def test_create_app_freezes_the_startup_heap_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ASGI_KIT_BENCH_GC_FREEZE=1 moves what startup built to the permanent generation."""
+    monkeypatch.setenv(APP_ENV, "bare")
+    monkeypatch.delenv(FREEZE_ENV, raising=False)
+    gc.unfreeze()
+    create_app()
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setenv(FREEZE_ENV, "1")
+    try:
+        create_app()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_process_helpers_find_measure_and_stop() -> None:
