@@ -57,9 +57,25 @@ def get_principal(scope: Scope) -> Principal | None:
     return user if isinstance(user, Principal) else None
 
 
+# Credentials are immutable and their values repeat (most principals carry no scopes), so equal
+# ones are shared instead of built per request. Bounded: scopes come from tokens.
+_CREDENTIALS: dict[tuple[tuple[str, ...], str], Credentials] = {}
+_CREDENTIALS_KEPT = 256
+
+
 def credentials_of(principal: Principal) -> Credentials:
     """The :class:`Credentials` that go with ``principal`` in ``scope["auth"]``."""
-    return Credentials(scopes=principal.scopes, method=principal.auth_method)
+    key = (principal.scopes, principal.auth_method)
+    try:
+        credentials = _CREDENTIALS.get(key)
+    except TypeError:  # scopes given as a list by hand: unhashable, so not shared
+        return Credentials(scopes=principal.scopes, method=principal.auth_method)
+    if credentials is None:
+        credentials = Credentials(scopes=principal.scopes, method=principal.auth_method)
+        if len(_CREDENTIALS) >= _CREDENTIALS_KEPT:
+            _CREDENTIALS.clear()
+        _CREDENTIALS[key] = credentials
+    return credentials
 
 
 def set_principal(scope: Scope, principal: Principal, credentials: Credentials | None = None) -> None:

@@ -70,6 +70,7 @@ _HOST: Final = b"host"
 _USER_AGENT: Final = b"user-agent"
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _ERROR_STATUS: Final = Status(StatusCode.ERROR)
+_HOSTS_KEPT: Final = 64
 # user:password@ in any URL inside an exception message (a DSN, say) never reaches a span.
 _URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,31}://)[^\s/?#@:]{1,256}:[^\s/?#@]{1,256}@")
 _ROOT: Final = Context()  # a request without a valid traceparent starts a new trace
@@ -121,6 +122,7 @@ class TracingMiddleware:
         self._resolve_route = route_resolver or resolve_route_template
         self._record_query = bool(record_query)
         self._redacted = frozenset(name.lower() for name in redacted_query_params)
+        self._hosts: dict[tuple[bytes, str], tuple[str, int | None]] = {}
         self._follow_global = tracer_provider is None
         self._tracer: Tracer | None = None
         if tracer_provider is not None:
@@ -244,7 +246,15 @@ class TracingMiddleware:
         if not known:
             attributes["http.request.method_original"] = method[:MAX_ATTRIBUTE_LENGTH]
         if host:
-            address, port = _split_host(host.decode("latin-1"), scheme)
+            # A server answers to a handful of Host values: split each once. Bounded, since
+            # clients choose the header.
+            split = self._hosts.get((host, scheme))
+            if split is None:
+                split = _split_host(host.decode("latin-1"), scheme)
+                if len(self._hosts) >= _HOSTS_KEPT:
+                    self._hosts.clear()
+                self._hosts[(host, scheme)] = split
+            address, port = split
             attributes["server.address"] = address
             if port is not None:
                 attributes["server.port"] = port

@@ -16,7 +16,7 @@ from asgi_kit._asgi.context import (
     with_request_id,
 )
 from asgi_kit._asgi.optional import require
-from asgi_kit._asgi.principal import Credentials, Principal, get_principal, set_principal
+from asgi_kit._asgi.principal import Credentials, Principal, credentials_of, get_principal, set_principal
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE, resolve_route_template, route_template_or_unmatched
 from tests.harness.apps import FRAMEWORKS, build_app
 from tests.harness.asgi import call_app, make_scope
@@ -92,6 +92,20 @@ def test_principal_storage_matches_starlette_shape() -> None:
     assert "claims" not in repr(principal)
     scope["user"] = "not a principal"
     assert get_principal(scope) is None
+
+
+def test_equal_credentials_are_shared_and_bounded() -> None:
+    """credentials_of hands out one immutable Credentials per (scopes, method), within a bound."""
+    from asgi_kit._asgi import principal as module
+
+    first = Principal(user_id="a", org_id=None, role="r", auth_method="jwt")
+    second = Principal(user_id="b", org_id="o", role="r", auth_method="jwt")
+    assert credentials_of(first) is credentials_of(second) == Credentials(scopes=(), method="jwt")
+    listed = Principal(user_id="c", org_id=None, role="r", auth_method="jwt", scopes=["x"])  # type: ignore[arg-type]
+    assert credentials_of(listed).scopes == ["x"]  # unhashable by hand: built, not shared
+    for index in range(module._CREDENTIALS_KEPT + 10):
+        credentials_of(Principal(user_id="d", org_id=None, role="r", auth_method="jwt", scopes=(str(index),)))
+    assert len(module._CREDENTIALS) <= module._CREDENTIALS_KEPT
 
 
 def test_require_names_the_extra() -> None:

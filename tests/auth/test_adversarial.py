@@ -294,3 +294,44 @@ async def test_well_formed_bearer_variants_are_accepted(scheme: str, before: str
     """Any case of the scheme and surrounding blanks around the good token are accepted."""
     status, _ = await _status_for(f"{scheme}{before}{GOOD}{after}".encode())
     assert status == 200
+
+
+def _reference_strict_object(raw: bytes) -> dict[str, Any] | None:
+    """The strict reading without the fast path: the full decoder, or None when it refuses."""
+    from asgi_kit.auth._jose import _DECODER
+
+    try:
+        value = _DECODER.decode(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+_JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+_JSON_OBJECTS = st.dictionaries(st.text(max_size=6), _JSON_SCALARS, max_size=5)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=_JSON_OBJECTS.map(lambda o: json.dumps(o, separators=(",", ":")))
+    | st.text(alphabet='{}[]":,0123456789 aeNInfity\\', max_size=40),
+    prefix=st.sampled_from(["", " ", "\n", "{", "}"]),
+    suffix=st.sampled_from(["", " ", "}", "\t", ',"a":1}', "x"]),
+    duplicate=st.booleans(),
+)
+def test_fast_json_path_reads_exactly_what_the_full_decoder_reads(
+    body: str, prefix: str, suffix: str, duplicate: bool
+) -> None:
+    """Payload JSON: the scanner shortcut accepts and refuses exactly what the full decoder does."""
+    from asgi_kit.auth._jose import strict_json_object
+    from asgi_kit.auth.errors import MalformedTokenError
+
+    if duplicate and body.startswith('{"'):
+        body = '{"k":1,"k":2,' + body[1:] if body != "{}" else body
+    raw = (prefix + body + suffix).encode()
+    expected = _reference_strict_object(raw)
+    if expected is None:
+        with pytest.raises(MalformedTokenError):
+            strict_json_object(raw, "payload")
+    else:
+        assert strict_json_object(raw, "payload") == expected

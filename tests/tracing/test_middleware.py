@@ -160,6 +160,22 @@ async def test_host_header_split(
     assert (attributes["server.address"], attributes["server.port"]) == expected
 
 
+async def test_host_split_is_remembered_per_scheme_and_bounded(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """One middleware: the same Host under two schemes keeps each default port; many hosts stay bounded."""
+    app = TracingMiddleware(routed_app(), tracer_provider=provider)
+    for scheme in ("http", "https", "http"):
+        await call_app(app, make_scope("/i", headers=[("host", "example.com")], scheme=scheme))
+    ports = [span.attributes["server.port"] for span in exporter.get_finished_spans() if span.attributes]
+    assert ports == [80, 443, 80]
+    for index in range(200):
+        await call_app(app, make_scope("/i", headers=[("host", f"h{index}.example:81")]))
+    assert len(app._hosts) <= 64
+    last = exporter.get_finished_spans()[-1].attributes or {}
+    assert (last["server.address"], last["server.port"]) == ("h199.example", 81)
+
+
 async def test_query_can_be_omitted(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
     """record_query=False leaves url.query out entirely."""
     app = TracingMiddleware(routed_app(), tracer_provider=provider, record_query=False)
