@@ -50,8 +50,12 @@ STACK_TARGETS = (
 )
 
 
-def child(name: str, count: int) -> None:
-    """Run ``WARMUP + count`` requests of one variant (what valgrind measures)."""
+def child(name: str, count: int, pool_size: int | None = None) -> None:
+    """Run ``WARMUP + count`` requests of one variant (what valgrind measures).
+
+    ``pool_size`` credentials are made first, whatever ``count`` is: minting a fresh token per
+    request costs instructions too, and both runs of a variant must pay the same for it.
+    """
     from asgi_kit.bench.context import BenchContext
     from asgi_kit.bench.driver import _PRINCIPAL_SCOPE, _batch, _credentials
 
@@ -60,7 +64,7 @@ def child(name: str, count: int) -> None:
     loop = asyncio.new_event_loop()
     built = variant.build(ctx)
     app = loop.run_until_complete(built) if asyncio.iscoroutine(built) else built
-    pool = _credentials(variant.tokens, WARMUP + count, ctx)
+    pool = _credentials(variant.tokens, max(pool_size or 0, WARMUP + count), ctx)
     extras = _PRINCIPAL_SCOPE if variant.principal else None
     gc.collect()
     gc.freeze()
@@ -72,8 +76,8 @@ def child(name: str, count: int) -> None:
         raise SystemExit(f"{name}: {bad + bad2} requests did not answer 200")
 
 
-def count_instructions(name: str, count: int) -> int:
-    """Total instructions of a child run of ``count`` requests."""
+def count_instructions(name: str, count: int, pool_size: int) -> int:
+    """Total instructions of a child run of ``count`` requests (``pool_size`` credentials made)."""
     with tempfile.TemporaryDirectory() as tmp:
         result = subprocess.run(
             [
@@ -86,6 +90,7 @@ def count_instructions(name: str, count: int) -> int:
                 "--child",
                 name,
                 str(count),
+                str(pool_size),
             ],
             capture_output=True,
             text=True,
@@ -102,7 +107,10 @@ def count_instructions(name: str, count: int) -> int:
 
 
 def per_request(name: str, small: int, large: int) -> float:
-    return (count_instructions(name, large) - count_instructions(name, small)) / (large - small)
+    pool_size = WARMUP + large
+    return (count_instructions(name, large, pool_size) - count_instructions(name, small, pool_size)) / (
+        large - small
+    )
 
 
 def _needed(targets: list[Target], names: list[str]) -> list[Variant]:
@@ -122,10 +130,10 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=1300, help="requests of the longer run")
     parser.add_argument("--jobs", type=int, default=2, help="valgrind processes at once")
     parser.add_argument("--json", metavar="FILE", help="write the counts and ratios as JSON")
-    parser.add_argument("--child", nargs=2, metavar=("VARIANT", "COUNT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("VARIANT", "COUNT", "POOL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]))
+        child(args.child[0], int(args.child[1]), int(args.child[2]))
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")

@@ -12,6 +12,7 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 from asgi_kit.auth.errors import MalformedTokenError
@@ -77,7 +78,8 @@ def split_compact(token: bytes) -> tuple[bytes, bytes, bytes] | None:
 
 
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
-_SCAN: Final = _DECODER.scan_once
+# The decoder's C scanner (set by JSONDecoder.__init__, absent from the type stubs).
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:

@@ -9,6 +9,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asgi_kit.auth import (
     BadSignatureError,
@@ -543,3 +545,20 @@ async def test_header_cache_is_bounded_and_per_token_type() -> None:
             await manager.validate_jwt(forge_hs(header_for(manager, kid=f"k{i}"), good_claims(clock)))
     assert len(manager._header_cache) <= 256
     assert (await manager.validate_jwt(pair.access_token)).sub == "u"
+
+
+@given(
+    key=st.binary(max_size=200),
+    message=st.binary(max_size=600),
+    algorithm=st.sampled_from(["HS256", "HS384", "HS512"]),
+)
+def test_prepared_hmac_states_match_the_standard_library(key: bytes, message: bytes, algorithm: str) -> None:
+    """HMAC from precomputed inner/outer states equals hmac.digest for any key length and message."""
+    from asgi_kit.auth.keys import VerificationKey
+
+    hash_name = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}[algorithm]
+    prepared = VerificationKey("k", algorithm, None, key)
+    expected = hmac.digest(key, message, hash_name)
+    assert prepared.verify(message, expected)
+    assert not prepared.verify(message + b"x", expected)
+    assert not prepared.verify(message, expected[:-1] + bytes([expected[-1] ^ 1]))

@@ -179,6 +179,31 @@ async def test_api_keys_only_sends_bearer_to_the_key_path() -> None:
     assert (await request(app, ("authorization", f"Bearer {_TOKEN}"))).status == 401
 
 
+@pytest.mark.parametrize("junk", ["a b", "tok\x00en", "é.x.y", "a\tb", "=.=.=", "abc%2F.def.ghi", "~~~"])
+async def test_bearer_outside_the_token_alphabets_is_refused_before_any_store(junk: str) -> None:
+    """Bytes no JWT or API key can hold get the uniform 401, and never reach the key store."""
+    key, store = api_key_store()
+    looked_up: list[str] = []
+    original = store.get_api_key
+
+    async def counting(key_id: str) -> APIKeyRecord | None:
+        looked_up.append(key_id)
+        return await original(key_id)
+
+    store.get_api_key = counting  # type: ignore[method-assign]
+    for app in (
+        AuthMiddleware(whoami_app, jwt=_MANAGER, api_keys=store),
+        AuthMiddleware(whoami_app, api_keys=store),
+    ):
+        for value in (f"Bearer {junk}", f"Bearer sk_live_{junk}"):
+            scope = make_scope(headers=[(b"authorization", value.encode("utf-8"))])
+            response = await call_app(app, scope)
+            assert response.status == 401
+            assert response.header("www-authenticate") == INVALID
+    assert looked_up == []
+    assert (await request(AuthMiddleware(whoami_app, api_keys=store), ("x-api-key", key))).status == 200
+
+
 async def test_store_outage_gives_503_not_401() -> None:
     """A key store that raises gives a 503 problem."""
 
