@@ -64,17 +64,21 @@ def b64url_decode(segment: str | bytes, *, alphabet_checked: bool = False) -> by
         raise MalformedTokenError("segment is not base64url") from None
 
 
-_COMPACT_JWS: Final = re.compile(rb"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
+# The base64url alphabet and the dot: deleting them from a token must leave nothing.
+_COMPACT_JWS_BYTES: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
 
 
 def split_compact(token: bytes) -> tuple[bytes, bytes, bytes] | None:
     """The header, payload and signature segments of a compact JWS, each in the base64url
     alphabet (so :func:`b64url_decode` may skip its own check), or ``None``."""
-    match = _COMPACT_JWS.fullmatch(token)
-    if match is None:
+    # bytes.translate and split run in C at a byte or two per instruction; a regex over the
+    # same 300 bytes cost ~27 instructions a byte (5 % of a cold verification).
+    if token.translate(None, _COMPACT_JWS_BYTES):
         return None
-    header, payload, signature = match.groups()
-    return header, payload, signature
+    parts = token.split(b".")
+    if len(parts) != 3:
+        return None
+    return parts[0], parts[1], parts[2]
 
 
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)

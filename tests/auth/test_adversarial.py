@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 import pytest
@@ -335,3 +336,16 @@ def test_fast_json_path_reads_exactly_what_the_full_decoder_reads(
             strict_json_object(raw, "payload")
     else:
         assert strict_json_object(raw, "payload") == expected
+
+
+_REFERENCE_JWS = re.compile(rb"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
+
+
+@given(
+    token=st.binary(max_size=80)
+    | st.text(_B64_CHARS | st.sampled_from(list(".=+/ ")), max_size=80).map(str.encode)
+)
+def test_split_compact_agrees_with_the_grammar(token: bytes) -> None:
+    """Three base64url segments separated by two dots, and nothing else, whatever the bytes."""
+    match = _REFERENCE_JWS.fullmatch(token)
+    assert split_compact(token) == (match.groups() if match else None)
