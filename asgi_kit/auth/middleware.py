@@ -190,7 +190,8 @@ class AuthMiddleware:
         if jwt is None:  # only called when a JWT manager is configured; no assert (python -O)
             return _INVALID
         try:
-            payload = await jwt.verify(token)
+            # Keys all in memory: verify without creating and awaiting a coroutine.
+            payload = jwt.verify_sync(token) if jwt.jwks is None else await jwt.verify(token)
         except InvalidTokenError as exc:
             logger.debug("JWT refused: %s", type(exc).__name__)
             return _INVALID

@@ -384,7 +384,15 @@ async def test_cache_hit_skips_verification() -> None:
         calls += 1
         return await original(*args, **kwargs)
 
+    original_sync = manager.verify_sync
+
+    def counting_verify_sync(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return original_sync(*args, **kwargs)
+
     manager.verify = counting_verify  # type: ignore[method-assign]
+    manager.verify_sync = counting_verify_sync  # type: ignore[method-assign]
     app = AuthMiddleware(whoami_app, jwt=manager)
     for _ in range(5):
         assert (await request(app, ("authorization", f"Bearer {token}"))).status == 200
