@@ -136,21 +136,29 @@ class JsonLogFormatter(JsonFormatter):
             rest["exc_info"] = redact_url_credentials(record.exc_text)
         if record.stack_info:
             rest["stack_info"] = logging.Formatter.formatStack(self, record.stack_info)
-        timestamp = self._timestamp(record.created)
+        return self.line(record.created, record.levelname, record.name, message, rest)
+
+    def line(self, created: float, level: str, logger: str, message: str, rest: dict[str, Any]) -> str:
+        """The JSON line of a record with these core values and fields (``rest`` is not changed).
+
+        What :meth:`format` returns once it has read the record; LoggingMiddleware calls it
+        directly when nothing between it and this formatter could see or change a record.
+        """
+        timestamp = self._timestamp(created)
         if self._static_keys and not self._static_keys.isdisjoint(rest):
             # An extra= field overrides a static one of the same name: one dict, one encoding.
-            core = {"timestamp": timestamp, "level": record.levelname, "service": self.service}
-            core.update(logger=record.name, message=message, **self.static_fields)
+            core = {"timestamp": timestamp, "level": level, "service": self.service}
+            core.update(logger=logger, message=message, **self.static_fields)
             core.update(rest)
             return self._encode(core)
         # The core fields are strings: escaped by json's own C function and spliced in front of
         # the encoded rest, in the same order and with the same escaping as encoding one dict.
-        key = (record.levelname, record.name, message)
+        key = (level, logger, message)
         head = self._heads.get(key)
         if head is None:
             head = (
-                f'"level":{encode_basestring_ascii(record.levelname)},"service":{self._service_json},'
-                f'"logger":{encode_basestring_ascii(record.name)},"message":{encode_basestring_ascii(message)}'
+                f'"level":{encode_basestring_ascii(level)},"service":{self._service_json},'
+                f'"logger":{encode_basestring_ascii(logger)},"message":{encode_basestring_ascii(message)}'
                 f"{self._static_json}"
             )
             if len(message) <= 64:  # constant messages (the access log's) repeat; others are not kept
@@ -199,6 +207,24 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
             raise
         except Exception:
             self.handleError(record)
+
+    def write_line(
+        self, line: str, make_record: Callable[[dict[str, Any]], logging.LogRecord], fields: dict[str, Any]
+    ) -> None:
+        """Write one formatted line and flush, under the handler lock, as :meth:`emit` does.
+
+        ``make_record(fields)`` builds the record a failure is reported with
+        (:meth:`handleError` prints it): only when something went wrong.
+        """
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            try:
+                stream = self.stream
+                stream.write(line + "\n")
+                stream.flush()
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(make_record(fields))
 
 
 def _make_c_encoder(default: Callable[[Any], Any]) -> Callable[[Any, int], Any] | None:
