@@ -71,6 +71,8 @@ _USER_AGENT: Final = b"user-agent"
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _ERROR_STATUS: Final = Status(StatusCode.ERROR)
 _HOSTS_KEPT: Final = 64
+_FLAGS_SUFFIX: Final = tuple(f"-{flags:02x}" for flags in range(256))
+_new_trace_ids: Final = tuple.__new__
 # user:password@ in any URL inside an exception message (a DSN, say) never reaches a span.
 _URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,31}://)[^\s/?#@:]{1,256}:[^\s/?#@]{1,256}@")
 _ROOT: Final = Context()  # a request without a valid traceparent starts a new trace
@@ -123,6 +125,7 @@ class TracingMiddleware:
         self._record_query = bool(record_query)
         self._redacted = frozenset(name.lower() for name in redacted_query_params)
         self._hosts: dict[tuple[bytes, str], tuple[str, int | None]] = {}
+        self._last_user_agent: tuple[bytes, str] = (b"", "")
         self._follow_global = tracer_provider is None
         self._tracer: Tracer | None = None
         if tracer_provider is not None:
@@ -172,7 +175,10 @@ class TracingMiddleware:
             elif name == _USER_AGENT:
                 user_agent = value
 
-        parent_context, state_header = _parent_context(traceparent, tracestate, duplicate)
+        if traceparent is None:  # no remote parent: a new trace (most requests at the edge)
+            parent_context, state_header = _ROOT, None
+        else:
+            parent_context, state_header = _parent_context(traceparent, tracestate, duplicate)
         known = method in KNOWN_METHODS
         span = tracer.start_span(
             method if known else "HTTP",
@@ -183,12 +189,16 @@ class TracingMiddleware:
         span_context = span.get_span_context()
         trace_hex = f"{span_context.trace_id:032x}"
         span_hex = f"{span_context.span_id:016x}"
+        # tuple.__new__ rather than TraceIds(...): the namedtuple's __new__ is a Python frame.
         ids_token = trace_ids_var.set(
-            TraceIds(
-                trace_hex,
-                span_hex,
-                f"00-{trace_hex}-{span_hex}-{span_context.trace_flags:02x}",
-                state_header,
+            _new_trace_ids(
+                TraceIds,
+                (
+                    trace_hex,
+                    span_hex,
+                    f"00-{trace_hex}-{span_hex}{_FLAGS_SUFFIX[span_context.trace_flags & 0xFF]}",
+                    state_header,
+                ),
             )
         )
         context_token = otel_context.attach(set_span_in_context(span))
@@ -268,7 +278,12 @@ class TracingMiddleware:
         if client:
             attributes["client.address"] = client[0]
         if user_agent:
-            attributes["user_agent.original"] = user_agent[:MAX_ATTRIBUTE_LENGTH].decode("latin-1")
+            # Clients send the same User-Agent request after request: decode it once.
+            last = self._last_user_agent
+            if user_agent != last[0]:
+                last = (user_agent, user_agent[:MAX_ATTRIBUTE_LENGTH].decode("latin-1"))
+                self._last_user_agent = last
+            attributes["user_agent.original"] = last[1]
         if self._record_query:
             query: bytes = scope.get("query_string") or b""
             if query:
