@@ -138,11 +138,21 @@ class JsonLogFormatter(JsonFormatter):
             rest["stack_info"] = logging.Formatter.formatStack(self, record.stack_info)
         return self.line(record.created, record.levelname, record.name, message, rest)
 
-    def line(self, created: float, level: str, logger: str, message: str, rest: dict[str, Any]) -> str:
+    def line(
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        rest: dict[str, Any],
+        encoded_rest: str | None = None,
+    ) -> str:
         """The JSON line of a record with these core values and fields (``rest`` is not changed).
 
         What :meth:`format` returns once it has read the record; LoggingMiddleware calls it
         directly when nothing between it and this formatter could see or change a record.
+        ``encoded_rest``, when given, is ``rest`` already encoded as this formatter would
+        (the JSON object without its opening brace).
         """
         timestamp = self._timestamp(created)
         if self._static_keys and not self._static_keys.isdisjoint(rest):
@@ -167,7 +177,9 @@ class JsonLogFormatter(JsonFormatter):
                 self._heads[key] = head
         if not rest:
             return f'{{"timestamp":"{timestamp}",{head}}}'
-        return f'{{"timestamp":"{timestamp}",{head},{self._encode(rest)[1:]}'
+        if encoded_rest is None:
+            encoded_rest = self._encode(rest)[1:]
+        return f'{{"timestamp":"{timestamp}",{head},{encoded_rest}'
 
     def _encode(self, data: dict[str, Any]) -> str:
         if self._fast_encode is not None:

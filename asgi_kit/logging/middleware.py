@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
 from time import perf_counter
 from typing import Any, Final
 
@@ -133,7 +135,7 @@ class LoggingMiddleware:
         self._records = _RecordMaker(logger, self._level, message)
         # The message as JsonLogFormatter.format would write it (it masks URL credentials).
         self._line_message = redact_url_credentials(message) if "://" in message else message
-        self._last_principal: tuple[Principal | None, dict[str, Any]] = (None, {})
+        self._last_principal: tuple[Principal | None, dict[str, Any], str | None] = (None, {}, None)
 
     def __repr__(self) -> str:
         return (
@@ -221,11 +223,54 @@ class LoggingMiddleware:
                 return
             handler, formatter = direct
             level = logging.getLevelName(self._level)
-            line = formatter.line(time.time(), level, self._logger.name, self._line_message, fields)
+            line = formatter.line(
+                time.time(), level, self._logger.name, self._line_message, fields, self._encode(fields)
+            )
             handler.write_line(line, self._records.make, fields)
         except Exception:
             # A broken handler, filter or formatter must never fail the request.
             return
+
+    def _encode(self, fields: dict[str, Any]) -> str | None:
+        """``fields`` as the JSON the formatter's encoder writes (without the opening brace),
+        or ``None`` for anything but what :meth:`_fields` builds (then the formatter encodes).
+
+        Straight-line code for the record's known keys, in the order :meth:`_fields` inserts
+        them, with json's own C escaping: half the time of the generic encoder, which walks
+        and type-checks every item. tests/logging compare the two on arbitrary values.
+        """
+        try:
+            duration = fields["duration_ms"]
+            if not math.isfinite(duration):  # never JSON; the formatter has its fallback
+                return None
+            parts = [
+                f'"method":{_enc(fields["method"])},"path":{_enc(fields["path"])},'
+                f'"route":{_enc(fields["route"])},"status":{_int_repr(fields["status"])},'
+                f'"duration_ms":{_float_repr(duration)},"bytes_sent":{_int_repr(fields["bytes_sent"])}'
+            ]
+            count = 6
+            if "error" in fields:
+                if fields["error"] is not True:
+                    return None
+                parts.append('"error":true')
+                count += 1
+            for key, prefix in _OPTIONAL_TEXT:
+                value = fields.get(key)
+                if value is not None:
+                    parts.append(prefix + _enc(value))
+                    count += 1
+            principal = fields.get("principal")
+            if principal is not None:
+                last = self._last_principal
+                if principal is not last[1] or last[2] is None:
+                    return None
+                parts.append(last[2])
+                count += 1
+            if len(fields) != count:  # headers, or anything this code does not know: the formatter's way
+                return None
+        except (TypeError, KeyError):
+            return None
+        return ",".join(parts) + "}"
 
     def _direct(self) -> tuple[JsonLinesHandler, JsonLogFormatter] | None:
         """The handler and formatter to write the line with directly, when nothing else could
@@ -331,7 +376,8 @@ class LoggingMiddleware:
             "role": safe_text(principal.role, _SHORT),
             "auth_method": principal.auth_method,
         }
-        self._last_principal = (principal, fields)  # one assignment: threads never see a torn pair
+        # One assignment: threads never see a torn tuple. The JSON is kept for _encode.
+        self._last_principal = (principal, fields, _encode_principal(fields))
         return fields
 
     def _add_header(self, logged: dict[str, str] | None, key: str, value: bytes) -> dict[str, str]:
@@ -345,6 +391,28 @@ class LoggingMiddleware:
         else:
             logged[key] = safe_text(value, self._limit)
         return logged
+
+
+_enc: Final = encode_basestring_ascii
+_int_repr: Final = int.__repr__
+_float_repr: Final = float.__repr__
+# The optional text fields of a record, in the order _fields adds them.
+_OPTIONAL_TEXT: Final = tuple(
+    (key, f'"{key}":') for key in ("query", "client", "user_agent", "request_id", "trace_id", "span_id")
+)
+
+
+def _encode_principal(fields: dict[str, Any]) -> str | None:
+    """``"principal":{...}`` as the formatter's encoder writes it; ``None`` when a value is not
+    text (an ``auth_method`` set by hand to something else), which the formatter then encodes."""
+    org = fields["org_id"]
+    method = fields["auth_method"]
+    if type(method) is not str or not (org is None or type(org) is str):
+        return None
+    return (
+        f'"principal":{{"id":{_enc(fields["id"])},"org_id":{"null" if org is None else _enc(org)},'
+        f'"role":{_enc(fields["role"])},"auth_method":{_enc(method)}}}'
+    )
 
 
 class _RecordMaker:

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from asgi_kit._asgi.context import TraceIds, trace_ids_var
 from asgi_kit._asgi.principal import Principal, set_principal
@@ -170,3 +172,70 @@ async def test_a_failing_stream_is_reported_and_the_request_still_answers(
         assert "disk full" in capsys.readouterr().err
     finally:
         logger.handlers.clear()
+
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=_TEXT,
+    query=st.binary(max_size=40),
+    agent=st.none() | st.binary(max_size=40),
+    client=st.none() | st.text(max_size=20),
+    status=st.integers(min_value=100, max_value=599),
+    error=st.booleans(),
+    org=st.none() | _TEXT,
+    role=_TEXT,
+    traced=st.booleans(),
+    request_id=st.none() | st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True),
+)
+def test_the_straight_line_encoder_writes_what_the_formatter_writes(
+    path: str,
+    query: bytes,
+    agent: bytes | None,
+    client: str | None,
+    status: int,
+    error: bool,
+    org: str | None,
+    role: str,
+    traced: bool,
+    request_id: str | None,
+) -> None:
+    """For every record the layer can build, the direct encoding equals the generic one."""
+    formatter = JsonLogFormatter("svc")
+    logger = logging.getLogger("tests.logging.direct.property")
+    middleware = LoggingMiddleware(bare_app(), logger=logger)
+    headers = [("user-agent", agent.decode("latin-1"))] if agent is not None else []
+    scope = make_scope(
+        "/", headers=headers, query_string=query, client=(client, 1) if client is not None else None
+    )
+    scope["path"] = path
+    if request_id is not None:
+        scope["state"] = {"request_id": request_id}
+    if role:
+        set_principal(scope, Principal(user_id="u", org_id=org, role=role, auth_method="jwt"))
+    trace = TraceIds("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "x") if traced else None
+    fields = middleware._fields(scope, status, error, 0.0123, 42, trace)
+    encoded = middleware._encode(fields)
+    assert encoded is not None
+    assert encoded == formatter._encode(fields)[1:]
+
+
+async def test_fields_the_straight_line_encoder_does_not_know_take_the_formatters_way() -> None:
+    """Logged headers, or a principal whose auth_method is not text, still give a full line."""
+    with json_logger() as (logger, stream):
+        app = LoggingMiddleware(bare_app(), logger=logger, request_headers=["accept"])
+        await call_app(app, make_scope(headers=[("accept", "text/plain")]))
+        assert (
+            app._encode(app._fields(make_scope(headers=[("accept", "x")]), 200, False, 0.1, 1, None)) is None
+        )
+
+        async def odd_principal(scope: Scope, receive: Receive, send: Send) -> None:
+            set_principal(scope, Principal(user_id="u", org_id=None, role="r", auth_method=7))  # type: ignore[arg-type]
+            await bare_app()(scope, receive, send)
+
+        await call_app(LoggingMiddleware(odd_principal, logger=logger), make_scope())
+    first, second = parse_lines(stream.getvalue())
+    assert first["headers"] == {"accept": "text/plain"}
+    assert second["principal"]["auth_method"] == 7
