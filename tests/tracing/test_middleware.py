@@ -530,3 +530,31 @@ async def test_exclude_paths_subtrees_and_root_path(
     app = TracingMiddleware(routed_app(), tracer_provider=provider, exclude_paths=patterns)
     await call_app(app, make_scope(path, root_path=root_path))
     assert len(exporter.get_finished_spans()) == (1 if traced else 0)
+
+
+async def test_ids_outside_the_w3c_sizes_are_written_as_they_are(exporter: InMemorySpanExporter) -> None:
+    """A custom id generator returning oversized ids does not fail the request."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    from asgi_kit._asgi.context import trace_ids_var
+
+    class Oversized(IdGenerator):
+        def generate_span_id(self) -> int:
+            return 1 << 70
+
+        def generate_trace_id(self) -> int:
+            return 1 << 130
+
+    provider = TracerProvider(id_generator=Oversized(), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(trace_ids_var.get())
+        await routed_app()(scope, receive, send)
+
+    response = await call_app(TracingMiddleware(app, tracer_provider=provider), make_scope("/i"))
+    assert response.status == 200
+    assert seen[0].trace_id == f"{1 << 130:032x}" and seen[0].span_id == f"{1 << 70:016x}"
+    provider.shutdown()
