@@ -52,7 +52,8 @@ async def provision_database(config: DemoConfig) -> None:
     )
     from asgi_kit.demo.gateway import key_record
 
-    assert config.database_url is not None
+    if config.database_url is None:  # checked by the caller; no assert (python -O)
+        raise ValueError("the demo needs database_url")
     await asyncio.to_thread(run_migrations, config.database_url)
     pool = await new_postgres_pool(config.database_url, min_size=1, max_size=2)
     try:

@@ -362,8 +362,9 @@ class HTTPClient:
             raw, content, error, elapsed = await self._attempt(call, attempt, stream=stream)
             if error is not None:
                 delay = self._delay_after_error(call, attempt, error, schedule, elapsed)
+            elif raw is None:  # _attempt returns a response or an error; never neither (no assert: -O)
+                raise RuntimeError("an HTTP attempt ended with neither a response nor an error")
             elif content is None:  # a stream whose status is final: hand it over open
-                assert raw is not None  # for mypy: no error and no content means an open response
                 self._report(call, attempt, raw.status, None, elapsed, False, 0.0)
                 return StreamResponse(
                     raw=raw,
@@ -375,7 +376,6 @@ class HTTPClient:
                     attempts=attempt,
                 )
             else:
-                assert raw is not None
                 response = Response(
                     status=raw.status,
                     headers=raw.headers,
