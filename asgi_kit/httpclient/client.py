@@ -505,13 +505,15 @@ class HTTPClient:
 
     async def _send(self, call: _Call, *, stream: bool) -> aiohttp.ClientResponse:
         """One attempt: the request plus any redirects it leads to."""
-        assert self._session is not None
+        session = self._session
+        if session is None:  # request() checked it already; no assert (python -O)
+            raise RuntimeError("HTTPClient is not open: use `async with HTTPClient(...) as client:`")
         timeout = aiohttp.ClientTimeout(
             total=None, connect=call.timeouts.connect, sock_read=call.timeouts.stream_read if stream else None
         )
         method, url, headers, json, data = call.method, call.url, call.headers, call.json, call.data
         for _ in range(self._max_redirects + 1):
-            raw = await self._session.request(
+            raw = await session.request(
                 method, url, headers=headers, json=json, data=data, allow_redirects=False, timeout=timeout
             )
             location = raw.headers.get("Location")
