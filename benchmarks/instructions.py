@@ -41,6 +41,7 @@ from asgi_kit.bench.variants import TARGETS, Target, Variant, get_variants
 WARMUP = 300
 _IR = re.compile(r"I\s+refs:\s+([\d,]+)")
 STACK_TARGETS = (
+    "tracing_sdk_floor",
     "kit_stack_sum_cold",
     "kit_stack_sum_cached",
     "peer_stack_sum_cold",

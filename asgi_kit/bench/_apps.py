@@ -173,6 +173,38 @@ class Passthrough:
         await self.app(scope, receive, send)
 
 
+class OtelSdkFloor:
+    """The OpenTelemetry SDK's own minimum per traced request, as a reference for tracing layers.
+
+    It makes only the calls any layer that records a sampled server span must make: start a
+    ``SERVER`` span as a new trace, make it the current context for the app, end it. No
+    attribute, no route name, no status, no propagation: what a tracing layer costs above this
+    floor is its own work plus what the SDK charges for the attributes it is given.
+    """
+
+    def __init__(self, app: ASGIApp, *, tracer_provider: Any) -> None:
+        attach, detach, context_cls = load("opentelemetry.context", "attach", "detach", "Context")
+        span_kind, set_span_in_context = load("opentelemetry.trace", "SpanKind", "set_span_in_context")
+        self.app = app
+        self._tracer = tracer_provider.get_tracer("asgi_kit.bench.floor")
+        self._attach, self._detach = attach, detach
+        self._set_span_in_context = set_span_in_context
+        self._root = context_cls()
+        self._server = span_kind.SERVER
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        span = self._tracer.start_span("GET", self._root, self._server)
+        token = self._attach(self._set_span_in_context(span))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._detach(token)
+            span.end()
+
+
 def passthroughs(app: ASGIApp, copies: int) -> ASGIApp:
     """``copies`` nested passthroughs around ``app``."""
     for _ in range(copies):
@@ -216,6 +248,7 @@ __all__ = [
     "ROLE",
     "ROUTE",
     "SECRET",
+    "OtelSdkFloor",
     "Passthrough",
     "SkipVariant",
     "api_key_record",

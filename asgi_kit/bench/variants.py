@@ -26,6 +26,7 @@ from typing import Final, Literal
 from asgi_kit._asgi.types import ASGIApp
 from asgi_kit.bench import peers
 from asgi_kit.bench._apps import (
+    OtelSdkFloor,
     SkipVariant,
     bare_asgi_app,
     bare_fastapi_app,
@@ -119,6 +120,10 @@ def _passthrough_x10(ctx: BenchContext) -> ASGIApp:
     return passthroughs(bare_asgi_app, AMPLIFY)
 
 
+def _otel_sdk_floor(ctx: BenchContext) -> ASGIApp:
+    return OtelSdkFloor(bare_asgi_app, tracer_provider=ctx.tracer_provider())
+
+
 _KIT_ALONE: Final = {
     "request_id": "RequestIDMiddleware",
     "logging": "LoggingMiddleware (the kit's JSON logger)",
@@ -143,6 +148,15 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         ASGI,
         "10 nested pure-ASGI passthroughs",
         _passthrough_x10,
+        "cached",
+        False,
+    ),
+    (
+        "floor.otel_sdk",
+        "floor",
+        ASGI,
+        "the OpenTelemetry SDK's minimum: start a sampled span, make it current, end it",
+        _otel_sdk_floor,
         "cached",
         False,
     ),
@@ -461,6 +475,13 @@ TARGETS: Final[tuple[Target, ...]] = (
         "kit.tracing",
         ("peer.otel_asgi",),
         0.3,
+    ),
+    Target(
+        "tracing_sdk_floor",
+        "sampled tracing vs the SDK's own minimum span (the part no tracing layer can avoid)",
+        "kit.tracing",
+        ("floor.otel_sdk",),
+        None,
     ),
     Target(
         "tracing_no_provider",

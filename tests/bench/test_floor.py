@@ -1,0 +1,70 @@
+"""The OpenTelemetry SDK floor: the reference span a tracing layer is compared with."""
+
+from __future__ import annotations
+
+import asyncio
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from asgi_kit._asgi.types import Message, Receive, Scope, Send
+from asgi_kit.bench._apps import OtelSdkFloor, bearer_values, request_scope
+
+
+async def _receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def _run(app: OtelSdkFloor, scope: Scope) -> list[Message]:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, _receive, send))
+    return sent
+
+
+def test_floor_records_one_bare_server_span_current_for_the_app() -> None:
+    """One sampled SERVER span per request, current while the app runs, with no attributes."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: list[trace.Span] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(trace.get_current_span())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    floor = OtelSdkFloor(app, tracer_provider=provider)
+    for _ in range(2):
+        sent = _run(floor, request_scope(bearer_values(1, cold=False)[0]))
+        assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 2
+    assert all(span.kind is trace.SpanKind.SERVER and not span.attributes for span in spans)
+    assert spans[0].context.trace_id != spans[1].context.trace_id  # each request a new trace
+    assert [s.get_span_context().span_id for s in seen] == [span.context.span_id for span in spans]
+    assert trace.get_current_span() is trace.INVALID_SPAN  # detached after each request
+    provider.shutdown()
+
+
+def test_floor_passes_non_http_scopes_through_untraced() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    called: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        called.append(scope["type"])
+
+    asyncio.run(OtelSdkFloor(app, tracer_provider=provider)({"type": "lifespan"}, _receive, _noop_send))
+    assert called == ["lifespan"] and exporter.get_finished_spans() == ()
+    provider.shutdown()
+
+
+async def _noop_send(message: Message) -> None:
+    return None
