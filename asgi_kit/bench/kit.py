@@ -17,6 +17,7 @@ from asgi_kit.bench._apps import (
     ISSUER,
     PATH,
     SECRET,
+    OtelSdkFloor,
     api_key_record,
     bare_asgi_app,
     bare_fastapi_app,
@@ -32,6 +33,9 @@ Builder = Callable[[BenchContext], ASGIApp | Awaitable[ASGIApp]]
 
 # Outermost first, in the order Stack.from_settings uses (docs/stack.md), RBAC innermost.
 KIT_LAYERS: Final = ("request_id", "tracing", "logging", "metrics", "problem_details", "auth", "rbac")
+# The same stack with TracingMiddleware swapped for the OpenTelemetry SDK's bare minimum span
+# (an analysis variant: how much of the stack any SDK-based tracing layer must cost).
+KIT_LAYERS_TRACING_FLOOR: Final = tuple("tracing_floor" if name == "tracing" else name for name in KIT_LAYERS)
 
 
 def _kit_layer(ctx: BenchContext, layer: str, *, excluded: bool = False) -> tuple[Any, dict[str, Any]]:
@@ -50,6 +54,8 @@ def _kit_layer(ctx: BenchContext, layer: str, *, excluded: bool = False) -> tupl
     if layer == "tracing":
         (cls,) = load("asgi_kit.tracing", "TracingMiddleware")
         return cls, {"tracer_provider": ctx.tracer_provider(), **exclude}
+    if layer == "tracing_floor":
+        return OtelSdkFloor, {"tracer_provider": ctx.tracer_provider()}
     if layer == "problem_details":
         (cls,) = load("asgi_kit.errors", "ProblemDetailsMiddleware")
         return cls, {}
@@ -172,6 +178,7 @@ async def api_key_postgres(ctx: BenchContext) -> ASGIApp:
 
 __all__ = [
     "KIT_LAYERS",
+    "KIT_LAYERS_TRACING_FLOOR",
     "Builder",
     "api_key_memory",
     "api_key_postgres",

@@ -36,6 +36,7 @@ from asgi_kit.bench._apps import (
 from asgi_kit.bench.context import BenchContext
 from asgi_kit.bench.kit import (
     KIT_LAYERS,
+    KIT_LAYERS_TRACING_FLOOR,
     Builder,
     api_key_memory,
     api_key_postgres,
@@ -318,6 +319,15 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         False,
     ),
     (
+        "kit.stack.fastapi.cached.tracing_floor",
+        "kit-stack",
+        FASTAPI,
+        "analysis: the same stack with TracingMiddleware swapped for floor.otel_sdk",
+        kit_on_fastapi(KIT_LAYERS_TRACING_FLOOR),
+        "cached",
+        False,
+    ),
+    (
         "peer.correlation_id",
         "peer",
         ASGI,
@@ -562,6 +572,13 @@ TARGETS: Final[tuple[Target, ...]] = (
         "kit.stack.fastapi.cached",
         ("peer.stack.cached",),
         0.10,
+    ),
+    Target(
+        "stack_cached_tracing_floor",
+        "analysis: the stack_cached ratio if tracing cost only the SDK's minimum span",
+        "kit.stack.fastapi.cached.tracing_floor",
+        ("peer.stack.cached",),
+        None,
     ),
 )
 
