@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from collections.abc import Awaitable
 
 from asgi_kit._asgi.context import get_request_id, scope_request_id
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,13 +62,14 @@ class ProblemDetailsMiddleware:
         response_started = False
         response_complete = False
 
-        async def send_tracking_start(message: Message) -> None:
+        # A plain function handing back send's awaitable: no coroutine of its own per message.
+        def send_tracking_start(message: Message) -> Awaitable[None]:
             nonlocal response_started, response_complete
             if message["type"] == "http.response.start":
                 response_started = True
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 response_complete = True
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_tracking_start)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Final
 
 from asgi_kit._asgi.context import REQUEST_ID_STATE_KEY, request_id_var
@@ -130,16 +130,18 @@ class RequestIDMiddleware:
         token = request_id_var.set(request_id)
 
         # send and echoed are bound as defaults, not closed over: closure cells would be made on
-        # entry to __call__, so even passed-through requests would pay for them.
-        async def send_with_request_id(
+        # entry to __call__, so even passed-through requests would pay for them. A plain function
+        # handing back send's awaitable, not a coroutine of its own: every message then costs
+        # one coroutine fewer, and the header is added before anything awaits, as before.
+        def send_with_request_id(
             message: Message,
             send: Send = send,
             echoed: tuple[bytes, bytes] = echoed,
             starts: frozenset[str] = _HEADER_MESSAGES,
-        ) -> None:
+        ) -> Awaitable[None]:
             if message["type"] in starts:
                 message["headers"] = [*message.get("headers", ()), echoed]
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_with_request_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from time import perf_counter
 
 from asgi_kit._asgi.paths import PathFilter, route_path
@@ -130,13 +130,14 @@ class _Exchange:
         self.disconnected = False
         self.size = 0
 
-    async def send_recording_status(self, message: Message) -> None:
+    def send_recording_status(self, message: Message) -> Awaitable[None]:
+        # A plain method handing back send's awaitable: no coroutine of its own per message.
         if message["type"] == "http.response.body":
             self.size += len(message.get("body", b""))
         elif message["type"] == "http.response.start":
             self.status = message["status"]
             self.started = True
-        await self._send(message)
+        return self._send(message)
 
     async def receive_noting_disconnect(self) -> Message:
         message = await self._receive()

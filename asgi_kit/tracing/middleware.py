@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
@@ -210,11 +210,12 @@ class TracingMiddleware:
         status = 0
         error_type: str | None = None
 
-        async def send_observing_status(message: Message) -> None:
+        # A plain function handing back send's awaitable: no coroutine of its own per message.
+        def send_observing_status(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_observing_status)
