@@ -42,12 +42,14 @@ WARMUP = 300
 _IR = re.compile(r"I\s+refs:\s+([\d,]+)")
 STACK_TARGETS = (
     "tracing_sdk_floor",
+    "tracing_sdk_semconv",
     "kit_stack_sum_cold",
     "kit_stack_sum_cached",
     "peer_stack_sum_cold",
     "peer_stack_sum_cached",
     "stack_cold",
     "stack_cached",
+    "stack_cached_tracing_floor",
 )
 
 

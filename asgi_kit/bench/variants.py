@@ -125,6 +125,10 @@ def _otel_sdk_floor(ctx: BenchContext) -> ASGIApp:
     return OtelSdkFloor(bare_asgi_app, tracer_provider=ctx.tracer_provider())
 
 
+def _otel_sdk_floor_semconv(ctx: BenchContext) -> ASGIApp:
+    return OtelSdkFloor(bare_asgi_app, tracer_provider=ctx.tracer_provider(), semconv=True)
+
+
 _KIT_ALONE: Final = {
     "request_id": "RequestIDMiddleware",
     "logging": "LoggingMiddleware (the kit's JSON logger)",
@@ -158,6 +162,15 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         ASGI,
         "the OpenTelemetry SDK's minimum: start a sampled span, make it current, end it",
         _otel_sdk_floor,
+        "cached",
+        False,
+    ),
+    (
+        "floor.otel_sdk.semconv",
+        "floor",
+        ASGI,
+        "floor.otel_sdk plus the 11 attributes and the route name the kit records, as constants",
+        _otel_sdk_floor_semconv,
         "cached",
         False,
     ),
@@ -491,6 +504,13 @@ TARGETS: Final[tuple[Target, ...]] = (
         "sampled tracing vs the SDK's own minimum span (the part no tracing layer can avoid)",
         "kit.tracing",
         ("floor.otel_sdk",),
+        None,
+    ),
+    Target(
+        "tracing_sdk_semconv",
+        "sampled tracing vs the SDK's minimum span given the same attributes (the SDK's share)",
+        "kit.tracing",
+        ("floor.otel_sdk.semconv",),
         None,
     ),
     Target(

@@ -68,3 +68,22 @@ def test_floor_passes_non_http_scopes_through_untraced() -> None:
 
 async def _noop_send(message: Message) -> None:
     return None
+
+
+def test_semconv_floor_hands_the_sdk_exactly_what_the_kit_records() -> None:
+    """The semconv floor's span carries the same name and attributes as the kit's layer for the
+    bench request, so "the SDK's share" stays the share of what the kit really records."""
+    from asgi_kit.bench._apps import bare_asgi_app
+    from asgi_kit.tracing import TracingMiddleware
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    scope_value = bearer_values(1, cold=False)[0]
+    _run(OtelSdkFloor(bare_asgi_app, tracer_provider=provider, semconv=True), request_scope(scope_value))
+    _run(TracingMiddleware(bare_asgi_app, tracer_provider=provider), request_scope(scope_value))
+    floor, kit = exporter.get_finished_spans()
+    assert floor.name == kit.name == "GET /items/{item_id}"
+    assert dict(floor.attributes or {}) == dict(kit.attributes or {})
+    assert len(kit.attributes or {}) == 11
+    provider.shutdown()
