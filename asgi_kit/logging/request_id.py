@@ -35,17 +35,24 @@ _HEADER_MESSAGES: Final = frozenset(
 # so threads never share an id; a forked child drops the parent's batch so it never repeats one.
 _BATCH: Final = 128
 _pool: list[str] = []
+_take: Final = _pool.pop
 os.register_at_fork(after_in_child=_pool.clear)
+# The batch is cut up by map() in C rather than a comprehension: a third of an id's cost.
+_SLICES: Final = tuple(slice(i, i + 32) for i in range(32, 32 * _BATCH, 32))
+
+
+def _refill() -> str:
+    hexed = os.urandom(16 * _BATCH).hex()
+    _pool.extend(map(hexed.__getitem__, _SLICES))
+    return hexed[:32]
 
 
 def new_request_id() -> str:
     """A fresh random id: 32 lowercase hex characters (128 bits, nginx ``$request_id`` format)."""
     try:
-        return _pool.pop()
+        return _take()
     except IndexError:
-        hexed = os.urandom(16 * _BATCH).hex()
-        _pool.extend([hexed[i : i + 32] for i in range(32, len(hexed), 32)])
-        return hexed[:32]
+        return _refill()
 
 
 def is_valid_request_id(value: str | bytes) -> bool:
@@ -103,6 +110,7 @@ class RequestIDMiddleware:
         self._exclude = PathFilter(exclude_paths)
         self._exact, self._excluded = self._exclude.inline()
         self._generator = generator
+        self._default_generator = generator is new_request_id
 
     def __repr__(self) -> str:
         return (
@@ -118,7 +126,15 @@ class RequestIDMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        request_id = (self._trust_incoming and self._incoming(scope)) or self._generator()
+        request_id = self._trust_incoming and self._incoming(scope)
+        if not request_id:
+            if self._default_generator:  # new_request_id inlined: one call fewer per request
+                try:
+                    request_id = _take()
+                except IndexError:
+                    request_id = _refill()
+            else:
+                request_id = self._generator()
         state = scope.get("state")
         if type(state) is dict:
             state[REQUEST_ID_STATE_KEY] = request_id
