@@ -126,8 +126,20 @@ class RequestIDMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        request_id = self._trust_incoming and self._incoming(scope)
-        if not request_id:
+        request_id: str | None = None
+        if self._trust_incoming:  # the scan inlined: a method call is a tenth of this layer
+            wanted = self._header
+            found: bytes | None = None
+            for name, value in scope.get("headers") or ():
+                if name == wanted:
+                    if found is not None:
+                        # Two ids for one request cannot both be right: start afresh.
+                        found = None
+                        break
+                    found = value
+            if found is not None and _VALID_ID.fullmatch(found) is not None:
+                request_id = found.decode("ascii")
+        if request_id is None:
             if self._default_generator:  # new_request_id inlined: one call fewer per request
                 try:
                     request_id = _take()
@@ -163,19 +175,6 @@ class RequestIDMiddleware:
             await self.app(scope, receive, send_with_request_id)
         finally:
             request_id_var.reset(token)
-
-    def _incoming(self, scope: Scope) -> str | None:
-        wanted = self._header
-        found: bytes | None = None
-        for name, value in scope.get("headers") or ():
-            if name == wanted:
-                if found is not None:
-                    # Two ids for one request cannot both be right: start afresh, never pick one.
-                    return None
-                found = value
-        if found is None or _VALID_ID.fullmatch(found) is None:
-            return None
-        return found.decode("ascii")
 
 
 def _store(state: object, request_id: str) -> None:
