@@ -194,19 +194,19 @@ class OtelSdkFloor:
         self._root = context_cls()
         self._server = span_kind.SERVER
         self._attributes: dict[str, Any] | None = None
-        if semconv:
-            host = dict(BASE_HEADERS)[b"host"].decode()
-            user_agent = dict(BASE_HEADERS)[b"user-agent"].decode()
+        if semconv:  # read off the bench request itself, so the two never drift apart
+            scope = request_scope(b"")
+            headers = dict(scope["headers"])
             self._attributes = {
-                "http.request.method": "GET",
-                "url.path": PATH,
-                "url.scheme": "http",
-                "network.protocol.version": "1.1",
-                "server.address": host,
-                "server.port": 80,
-                "client.address": "127.0.0.1",
-                "user_agent.original": user_agent,
-                "url.query": "verbose=1",
+                "http.request.method": scope["method"],
+                "url.path": scope["path"],
+                "url.scheme": scope["scheme"],
+                "network.protocol.version": scope["http_version"],
+                "server.address": headers[b"host"].decode("latin-1"),
+                "server.port": 80,  # the scheme's default: the Host header names no port
+                "client.address": scope["client"][0],
+                "user_agent.original": headers[b"user-agent"].decode("latin-1"),
+                "url.query": scope["query_string"].decode("latin-1"),
             }
         self._named = f"GET {ROUTE}"
 

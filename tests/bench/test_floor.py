@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -17,6 +19,19 @@ async def _receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield tracer_provider
+    tracer_provider.shutdown()
+
+
 def _run(app: OtelSdkFloor, scope: Scope) -> list[Message]:
     sent: list[Message] = []
 
@@ -27,11 +42,10 @@ def _run(app: OtelSdkFloor, scope: Scope) -> list[Message]:
     return sent
 
 
-def test_floor_records_one_bare_server_span_current_for_the_app() -> None:
+def test_floor_records_one_bare_server_span_current_for_the_app(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
     """One sampled SERVER span per request, current while the app runs, with no attributes."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
     seen: list[trace.Span] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,13 +63,11 @@ def test_floor_records_one_bare_server_span_current_for_the_app() -> None:
     assert spans[0].context.trace_id != spans[1].context.trace_id  # each request a new trace
     assert [s.get_span_context().span_id for s in seen] == [span.context.span_id for span in spans]
     assert trace.get_current_span() is trace.INVALID_SPAN  # detached after each request
-    provider.shutdown()
 
 
-def test_floor_passes_non_http_scopes_through_untraced() -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+def test_floor_passes_non_http_scopes_through_untraced(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
     called: list[str] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,22 +75,20 @@ def test_floor_passes_non_http_scopes_through_untraced() -> None:
 
     asyncio.run(OtelSdkFloor(app, tracer_provider=provider)({"type": "lifespan"}, _receive, _noop_send))
     assert called == ["lifespan"] and exporter.get_finished_spans() == ()
-    provider.shutdown()
 
 
 async def _noop_send(message: Message) -> None:
     return None
 
 
-def test_semconv_floor_hands_the_sdk_exactly_what_the_kit_records() -> None:
+def test_semconv_floor_hands_the_sdk_exactly_what_the_kit_records(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
     """The semconv floor's span carries the same name and attributes as the kit's layer for the
     bench request, so "the SDK's share" stays the share of what the kit really records."""
     from asgi_kit.bench._apps import bare_asgi_app
     from asgi_kit.tracing import TracingMiddleware
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
     scope_value = bearer_values(1, cold=False)[0]
     _run(OtelSdkFloor(bare_asgi_app, tracer_provider=provider, semconv=True), request_scope(scope_value))
     _run(TracingMiddleware(bare_asgi_app, tracer_provider=provider), request_scope(scope_value))
@@ -86,4 +96,3 @@ def test_semconv_floor_hands_the_sdk_exactly_what_the_kit_records() -> None:
     assert floor.name == kit.name == "GET /items/{item_id}"
     assert dict(floor.attributes or {}) == dict(kit.attributes or {})
     assert len(kit.attributes or {}) == 11
-    provider.shutdown()
