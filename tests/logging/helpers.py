@@ -43,3 +43,20 @@ def json_logger(level: str = "INFO", **static: Any) -> Iterator[tuple[logging.Lo
 
 def records(stream: io.StringIO) -> list[dict[str, Any]]:
     return parse_lines(stream.getvalue())
+
+
+@contextmanager
+def record_factory_adding(name: str, value: Any) -> Iterator[None]:
+    """Install a ``LogRecord`` factory that sets ``name`` on every record; restore it afterwards."""
+    original = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = original(*args, **kwargs)
+        setattr(record, name, value)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(original)

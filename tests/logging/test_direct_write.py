@@ -6,7 +6,6 @@ import io
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +19,7 @@ from asgi_kit.logging import middleware as middleware_module
 from asgi_kit.logging.logger import JsonLinesHandler
 from tests.harness.apps import bare_app
 from tests.harness.asgi import call_app, make_scope
-from tests.logging.helpers import json_logger, parse_lines
+from tests.logging.helpers import json_logger, parse_lines, record_factory_adding
 
 
 def _principal_app(app: ASGIApp) -> ASGIApp:
@@ -130,21 +129,10 @@ async def test_anything_that_could_see_the_record_gets_one(change: Callable[[log
 
 async def test_a_custom_record_factory_is_honoured() -> None:
     """A record factory adds its attributes: the direct path steps aside for it."""
-    original = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = original(*args, **kwargs)
-        record.deployment = "blue"
-        return record
-
-    logging.setLogRecordFactory(factory)
-    try:
-        with json_logger() as (logger, stream):
-            await call_app(LoggingMiddleware(bare_app(), logger=logger), make_scope())
-        (line,) = parse_lines(stream.getvalue())
-        assert line["deployment"] == "blue"
-    finally:
-        logging.setLogRecordFactory(original)
+    with record_factory_adding("deployment", "blue"), json_logger() as (logger, stream):
+        await call_app(LoggingMiddleware(bare_app(), logger=logger), make_scope())
+    (line,) = parse_lines(stream.getvalue())
+    assert line["deployment"] == "blue"
 
 
 async def test_a_handler_level_above_the_record_drops_it() -> None:

@@ -17,7 +17,7 @@ from asgi_kit.logging.middleware import CLIENT_CLOSED_REQUEST
 from tests.harness.apps import bare_app
 from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
 from tests.harness.contract import MiddlewareContract
-from tests.logging.helpers import json_logger, records
+from tests.logging.helpers import json_logger, record_factory_adding, records
 
 TRACE = TraceIds(
     trace_id="4bf92f3577b34da6a3ce929d0e0e4736", span_id="00f067aa0ba902b7", traceparent="00-x-y-01"
@@ -391,18 +391,8 @@ async def test_excluded_paths_and_websockets_are_not_logged() -> None:
 
 async def test_custom_record_factory_is_honoured() -> None:
     """With a custom LogRecord factory the record is made through it, fields included."""
-    default = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = default(*args, **kwargs)
-        record.region = "eu-1"
-        return record
-
-    logging.setLogRecordFactory(factory)
-    try:
+    with record_factory_adding("region", "eu-1"):
         _, record = await run(bare_app(), make_scope("/ok"))
-    finally:
-        logging.setLogRecordFactory(default)
     assert record["region"] == "eu-1" and record["status"] == 200
 
 
