@@ -11,11 +11,13 @@ Our own parser rather than OpenTelemetry's global propagator: it is faster on th
   More than one ``traceparent`` header is invalid.
 - ``tracestate`` may come in several headers; they are joined with commas as HTTP says.
   Members are ``key=value`` separated by ``OWS "," OWS``; empty members are allowed and
-  skipped. Keys are simple (``[a-z][a-z0-9_\\-*/]{0,255}``) or multi-tenant
-  (``tenant@system``); values are 1-256 printable ASCII characters without ``,`` or ``=``,
-  not ending in a space. At most 32 members and no duplicate keys. Anything invalid drops
-  the whole ``tracestate``, and an invalid ``traceparent`` drops ``tracestate`` too (the
-  request then starts a new trace).
+  skipped. Keys follow the current grammar, ``(lcalpha / DIGIT) 0*255(keychar)`` where a
+  keychar is ``[a-z0-9_\\-*/@]``: ``@`` may appear anywhere after the first character (the
+  Level 1 ``tenant@system`` split and its 241/14 limits are gone). Values are 1-256 printable
+  ASCII characters without ``,`` or ``=``, not ending in a space. A later member whose key
+  repeats an earlier one is dropped on its own; the first stays. At most 32 members. Anything
+  else that is invalid drops the whole ``tracestate``, and an invalid ``traceparent`` drops
+  ``tracestate`` too (the request then starts a new trace).
 
 Hostile input costs linear time: ``traceparent`` is read at fixed offsets after one strip,
 and the joined ``tracestate`` is refused before splitting once it passes
@@ -47,9 +49,7 @@ _LOWER_HEX_AND_DASH: Final = b"0123456789abcdef-"
 _INVALID_VERSION: Final = b"ff"
 
 # Bounded quantifiers only: a member is at most a few hundred characters by the time these run.
-_KEY_RE: Final = re.compile(
-    r"[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13}",
-)
+_KEY_RE: Final = re.compile(r"[a-z0-9][a-z0-9_\-*/@]{0,255}")
 _VALUE_RE: Final = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
 
 
@@ -148,8 +148,10 @@ def parse_tracestate(values: Sequence[bytes | str]) -> TraceState | None:
         if not member:
             continue  # empty members are allowed: they appear when headers are joined
         key, sep, val = member.partition("=")
-        if not sep or key in seen or not _KEY_RE.fullmatch(key) or not _VALUE_RE.fullmatch(val):
+        if not sep or not _KEY_RE.fullmatch(key) or not _VALUE_RE.fullmatch(val):
             return None
+        if key in seen:
+            continue  # the first member of a key is the one its vendor wrote last
         if len(members) == MAX_TRACESTATE_MEMBERS:
             return None
         seen.add(key)

@@ -138,22 +138,22 @@ TRACESTATE_CASES = [
     pytest.param(["foo=1,,, ,bar=2"], (("foo", "1"), ("bar", "2")), id="empty-members"),
     pytest.param([""], (), id="empty"),
     pytest.param([], (), id="absent"),
-    pytest.param(["tenant@system=x"], (("tenant@system", "x"),), id="multi-tenant"),
-    pytest.param(["1tenant@sys-tem_*/=x"], (("1tenant@sys-tem_*/", "x"),), id="multi-tenant-digit-first"),
-    pytest.param(["a0_-*/=x"], (("a0_-*/", "x"),), id="simple-key-charset"),
+    pytest.param(["tenant@system=x"], (("tenant@system", "x"),), id="at-sign"),
+    pytest.param(["1tenant@sys-tem_*/=x"], (("1tenant@sys-tem_*/", "x"),), id="at-sign-digit-first"),
+    pytest.param(["a0_-*/=x"], (("a0_-*/", "x"),), id="key-charset"),
     pytest.param([f"{KEY_256}=x"], ((KEY_256, "x"),), id="key-256"),
     pytest.param([f"{KEY_256}b=x"], None, id="key-257"),
-    pytest.param(
-        [f"{'t' * 241}@{'s' * 14}=x"], ((f"{'t' * 241}@{'s' * 14}", "x"),), id="tenant-241-system-14"
-    ),
-    pytest.param([f"{'t' * 242}@s=x"], None, id="tenant-242"),
-    pytest.param([f"t@{'s' * 15}=x"], None, id="system-15"),
-    pytest.param(["t@1sys=x"], None, id="system-digit-first"),
-    pytest.param(["@sys=x"], None, id="empty-tenant"),
-    pytest.param(["t@=x"], None, id="empty-system"),
-    pytest.param(["a@b@c=x"], None, id="two-ats"),
+    pytest.param([f"{'t' * 242}@s=x"], ((f"{'t' * 242}@s", "x"),), id="no-level1-tenant-limit"),
+    pytest.param([f"t@{'s' * 15}=x"], ((f"t@{'s' * 15}", "x"),), id="no-level1-system-limit"),
+    pytest.param([f"t@{'s' * 254}=x"], ((f"t@{'s' * 254}", "x"),), id="at-sign-key-256"),
+    pytest.param([f"t@{'s' * 255}=x"], None, id="at-sign-key-257"),
+    pytest.param(["t@1sys=x"], (("t@1sys", "x"),), id="digit-after-at"),
+    pytest.param(["t@=x"], (("t@", "x"),), id="at-sign-last"),
+    pytest.param(["a@b@c=x"], (("a@b@c", "x"),), id="two-at-signs"),
+    pytest.param(["@sys=x"], None, id="at-sign-first"),
+    pytest.param(["1foo=bar"], (("1foo", "bar"),), id="digit-first"),
+    pytest.param(["_foo=bar"], None, id="underscore-first"),
     pytest.param(["Foo=bar"], None, id="uppercase-key"),
-    pytest.param(["1foo=bar"], None, id="simple-key-digit-first"),
     pytest.param(["fo.o=bar"], None, id="key-illegal-char"),
     pytest.param(["=bar"], None, id="empty-key"),
     pytest.param(["foo="], None, id="empty-value"),
@@ -172,8 +172,15 @@ TRACESTATE_CASES = [
         (("foo", "!\"#$%&'()*+-./:;<>?@[\\]^_`{|}~"),),
         id="value-punct",
     ),
-    pytest.param(["foo=1,foo=2"], None, id="duplicate-key"),
-    pytest.param(["foo=1", "foo=2"], None, id="duplicate-key-across-headers"),
+    pytest.param(["foo=1,foo=2"], (("foo", "1"),), id="duplicate-key-dropped-alone"),
+    pytest.param(["foo=1", "bar=2,foo=3"], (("foo", "1"), ("bar", "2")), id="duplicate-key-across-headers"),
+    pytest.param(["foo=1,foo=bad value,"], (("foo", "1"),), id="duplicate-with-space-in-value"),
+    pytest.param(["foo=1,foo=x=y"], None, id="duplicate-still-checked"),
+    pytest.param(
+        [",".join(f"k{i}=v" for i in range(32)) + ",k0=again"],
+        tuple((f"k{i}", "v") for i in range(32)),
+        id="32-members-and-a-duplicate",
+    ),
     pytest.param(["foo=1,bad key=2"], None, id="one-bad-member-drops-all"),
     pytest.param(
         [",".join(f"k{i}=v" for i in range(32))], tuple((f"k{i}", "v") for i in range(32)), id="32-members"
@@ -277,16 +284,11 @@ def test_traceparent_near_miss_property(data: str) -> None:
         assert data[:2] != "ff"
 
 
-_key = st.from_regex(r"\A[a-z][a-z0-9_\-*/]{0,20}\Z")
-_tenant_key = st.builds(
-    lambda t, s: f"{t}@{s}",
-    st.from_regex(r"\A[a-z0-9][a-z0-9_\-*/]{0,10}\Z"),
-    st.from_regex(r"\A[a-z][a-z0-9_\-*/]{0,13}\Z"),
-)
+_key = st.from_regex(r"\A[a-z0-9][a-z0-9_\-*/@]{0,20}\Z")
 _value = st.from_regex(r"\A[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,20}[\x21-\x2b\x2d-\x3c\x3e-\x7e]\Z")
 
 
-@given(st.dictionaries(st.one_of(_key, _tenant_key), _value, max_size=32))
+@given(st.dictionaries(_key, _value, max_size=32))
 def test_tracestate_round_trip_property(members: dict[str, str]) -> None:
     """Any grammatical tracestate of at most 32 members formats and parses back unchanged."""
     items = tuple(members.items())
