@@ -16,7 +16,8 @@ Retry rules:
 - Connection failures before the request left (refused, DNS, connect timeout) are retried for
   every method. Other transport failures and the statuses in ``RetryPolicy.retry_statuses``
   (408, 429, 500, 502, 503, 504) are retried only for idempotent methods, or for any method
-  when an ``idempotency_key`` is given (sent as the same ``Idempotency-Key`` on every attempt).
+  when an ``idempotency_key`` is given (sent as the same ``Idempotency-Key`` on every attempt),
+  or a non-empty ``Idempotency-Key`` header is (per call or among the client's headers).
 - ``x-should-retry: false`` vetoes a retry; ``true`` asks for one even for another status.
 - ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP-date) set the wait; a wait longer than
   ``max_retry_after`` gives up at once with :class:`RetryAfterTooLong`. Otherwise waits grow
@@ -226,7 +227,7 @@ class HTTPClient:
             data: a raw body (bytes, str, or a form mapping).
             headers: headers for this call (override the client's).
             idempotency_key: sent as ``Idempotency-Key`` on every attempt; makes a POST or
-                PATCH retryable.
+                PATCH retryable (so does a non-empty ``Idempotency-Key`` in ``headers``).
             timeout: per-attempt timeout for this call (seconds or :class:`Timeouts`).
             deadline: overall deadline for this call (``None``: none).
             retry: ``False`` disables retries, a :class:`RetryPolicy` replaces the client's.
@@ -334,7 +335,8 @@ class HTTPClient:
             timeouts=timeouts,
             policy=policy,
             deadline_at=None if budget is None else self._clock.monotonic() + budget,
-            method_retryable=idempotency_key is not None or method in policy.retry_methods,
+            # A key given as a header (per call or on the client) is as good as the argument.
+            method_retryable=bool(merged.get("Idempotency-Key")) or method in policy.retry_methods,
             safe_url=_safe_url(target),
         )
 

@@ -90,6 +90,27 @@ async def test_post_with_key_is_retried_with_the_same_key(upstream: ScriptedServ
     assert {h.body for h in hits} == {b'{"amount": 1}'}
 
 
+@pytest.mark.parametrize("name", ["Idempotency-Key", "idempotency-key"])
+async def test_post_with_key_header_is_retried_with_the_same_key(upstream: ScriptedServer, name: str) -> None:
+    """An Idempotency-Key given as a header makes a POST retryable, like the argument."""
+    upstream.script("/charge", reply(503), reply(201, "charged"))
+    async with make(upstream) as client:
+        response = await client.post("/charge", json={"amount": 1}, headers={name: "key-h"})
+    assert response.status == 201
+    assert [h.headers["Idempotency-Key"] for h in upstream.hits("/charge")] == ["key-h"] * 2
+
+
+async def test_client_default_key_header_makes_posts_retryable(upstream: ScriptedServer) -> None:
+    """An Idempotency-Key among the client's default headers counts too; an empty one does not."""
+    upstream.script("/a", reply(503), reply(200))
+    upstream.script("/b", reply(503), reply(200))
+    async with make(upstream, headers={"Idempotency-Key": "k"}) as client:
+        assert (await client.post("/a")).status == 200
+    async with make(upstream) as client:
+        response = await client.post("/b", headers={"Idempotency-Key": ""})
+    assert response.status == 503 and len(upstream.hits("/b")) == 1
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_connection_refused_is_retried(closed_port_url: str, method: str) -> None:
     """Connection refused means the request never left: retried for every method, then ConnectError."""
