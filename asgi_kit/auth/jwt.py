@@ -271,7 +271,8 @@ class JWTManager:
         self._algorithms = frozenset({k.algorithm for k in self._keys.values()}) | (
             self.jwks.algorithms if self.jwks is not None else frozenset()
         )
-        self._typ = {t: (v, v.lower()) for t, v in TYP_HEADERS.items()}
+        # RFC 9068 §4 and RFC 7515 §4.1.9: "at+jwt" and "application/at+jwt" are the same type.
+        self._typ = {t: frozenset({v.lower(), "application/" + v.lower()}) for t, v in TYP_HEADERS.items()}
         self._header_cache: dict[tuple[str, bytes], dict[str, Any]] = {}
 
     def __repr__(self) -> str:
@@ -416,8 +417,7 @@ class JWTManager:
         if "crit" in header:
             raise MalformedTokenError("unsupported critical header parameters")
         typ = header.get("typ")
-        expected, expected_lower = self._typ[token_type]
-        if not isinstance(typ, str) or (typ != expected and typ.lower() != expected_lower):
+        if not isinstance(typ, str) or typ.lower() not in self._typ[token_type]:
             raise WrongTokenTypeError(f"expected a {token_type} token")
         kid = header.get("kid")
         if kid is not None and (not isinstance(kid, str) or len(kid) > MAX_KID_LENGTH):

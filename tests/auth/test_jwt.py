@@ -378,6 +378,11 @@ def test_nan_and_overflow_are_not_numeric_dates() -> None:
     [
         {"typ": "refresh+jwt"},
         {"typ": "JWT"},
+        {"typ": "application/refresh+jwt"},
+        {"typ": "application/jwt"},
+        {"typ": "application/"},
+        {"typ": "xapplication/at+jwt"},
+        {"typ": "application/at+jwt "},
         {"typ": DROP},
         {"typ": 1},
         {"crit": ["exp"]},
@@ -401,11 +406,12 @@ async def test_header_checks(changes: dict[str, Any]) -> None:
         await manager.validate_jwt(forge_hs(header_for(manager, **changes), good_claims(clock)))
 
 
-async def test_typ_is_case_insensitive() -> None:
-    """typ is a media type: AT+JWT is the same as at+jwt."""
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+JWT"])
+async def test_typ_is_a_media_type(typ: str) -> None:
+    """typ is a media type: case-insensitive, and application/at+jwt is at+jwt (RFC 9068 §4)."""
     clock = Clock()
     manager = hs_manager(clock)
-    token = forge_hs(header_for(manager, typ="AT+JWT"), good_claims(clock))
+    token = forge_hs(header_for(manager, typ=typ), good_claims(clock))
     assert (await manager.validate_jwt(token)).sub == "user-1"
 
 
