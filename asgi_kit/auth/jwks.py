@@ -10,7 +10,7 @@ with aiohttp on the event loop, and:
   misses share that one fetch (so a flood of invented ``kid`` values costs one request);
 - a failed or malformed fetch keeps the last good key set.
 
-Only asymmetric keys (RS256, ES256, EdDSA) are accepted from a JWKS, each bound to the one
+Only asymmetric keys (RS256, ES256, EdDSA, Ed25519) are accepted from a JWKS, each bound to the one
 algorithm it declares (or the configured one when it declares none).
 """
 
@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, Final
 from asgi_kit._asgi.optional import require
 from asgi_kit.auth._jose import strict_json_object
 from asgi_kit.auth.errors import CredentialStoreUnavailableError, MalformedTokenError
-from asgi_kit.auth.keys import ASYMMETRIC_ALGORITHMS, VerificationKey, algorithm_impl, check_key_strength
+from asgi_kit.auth.keys import (
+    ASYMMETRIC_ALGORITHMS,
+    PYJWT_NAMES,
+    VerificationKey,
+    algorithm_impl,
+    check_key_strength,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -42,7 +48,7 @@ class JWKSKeySet:
 
     Args:
         url: the ``https://.../jwks.json`` address.
-        algorithms: the algorithms a key may be bound to (a subset of RS256, ES256, EdDSA).
+        algorithms: the algorithms a key may be bound to (a subset of RS256, ES256, EdDSA, Ed25519).
         default_algorithm: used for a JWK that declares no ``alg``.
         cache_ttl: seconds after which the set is refreshed in the background.
         cooldown: minimum seconds between two fetches triggered by unknown ``kid`` values.
@@ -56,7 +62,7 @@ class JWKSKeySet:
         self,
         url: str,
         *,
-        algorithms: Collection[str] = ("RS256", "ES256", "EdDSA"),
+        algorithms: Collection[str] = ("RS256", "ES256", "EdDSA", "Ed25519"),
         default_algorithm: str | None = None,
         cache_ttl: float = 300.0,
         cooldown: float = 30.0,
@@ -231,7 +237,7 @@ class JWKSKeySet:
         from jwt import PyJWK  # PyJWT is imported on first asymmetric use (see keys.py)
 
         try:
-            jwk = PyJWK(entry, algorithm=algorithm)
+            jwk = PyJWK(entry, algorithm=PYJWT_NAMES.get(algorithm, algorithm))
             check_key_strength(algorithm, jwk.key, f"JWKS key {kid!r}")
         except Exception:  # PyJWK raises several unrelated types (PyJWKError, InvalidKeyError, ...)
             logger.warning("JWKS key %r skipped: unusable for %s", kid[:64], algorithm)

@@ -2,7 +2,7 @@
 
 What is refused, beyond PyJWT's defaults:
 
-- at construction: ``none`` or any algorithm outside HS256/384/512, RS256, ES256, EdDSA; an
+- at construction: ``none`` or any algorithm outside HS256/384/512, RS256, ES256, EdDSA, Ed25519; an
   HMAC secret shorter than the hash (32/48/64 bytes); an RSA key under 2048 bits; a leeway
   outside 0-300 s; a missing issuer or audience;
 - at validation: a token longer than ``max_token_bytes`` (checked before any decoding); any
@@ -78,7 +78,7 @@ class JWTConfig:
     ``JWTConfig(**settings.jwt.options())`` works.
 
     Attributes:
-        algorithm: ``HS256``/``HS384``/``HS512`` (with ``secret``), ``RS256``/``ES256``/``EdDSA``
+        algorithm: ``HS256``/``HS384``/``HS512`` (with ``secret``), ``RS256``/``ES256``/``EdDSA``/``Ed25519`` (RFC 9864)
             (with ``private_key`` to sign and/or ``public_key`` to verify, PEM).
         secret: the HMAC secret, at least as long as the hash (32 bytes for HS256).
         private_key: PEM private key that signs (its public half also verifies).
@@ -86,7 +86,7 @@ class JWTConfig:
         key_id: the ``kid`` put on signed tokens; by default a digest of the public key/secret.
         verification_keys: more keys by ``kid`` (same algorithm) that verify but never sign:
             the previous key during a rotation.
-        jwks_url: a JWKS document of more verification keys (RS256/ES256/EdDSA only).
+        jwks_url: a JWKS document of more verification keys (RS256/ES256/EdDSA/Ed25519 only).
         issuer: required ``iss``, compared exactly.
         audience: required ``aud`` (this service), compared exactly.
         access_ttl, refresh_ttl: token lifetimes in seconds.
@@ -134,7 +134,7 @@ class JWTConfig:
             if self.secret is None:
                 raise ValueError(f"secret is required for {self.algorithm}")
             if self.private_key is not None or self.public_key is not None:
-                raise ValueError("private_key/public_key are for RS256, ES256 and EdDSA, not HMAC")
+                raise ValueError("private_key/public_key are for RS256, ES256, EdDSA and Ed25519, not HMAC")
         else:
             if self.secret is not None:
                 raise ValueError(

@@ -19,11 +19,14 @@ if TYPE_CHECKING:
     from jwt.algorithms import Algorithm
 
 HMAC_ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512"})
-ASYMMETRIC_ALGORITHMS: Final = frozenset({"RS256", "ES256", "EdDSA"})
+ASYMMETRIC_ALGORITHMS: Final = frozenset({"RS256", "ES256", "EdDSA", "Ed25519"})
 SUPPORTED_ALGORITHMS: Final = HMAC_ALGORITHMS | ASYMMETRIC_ALGORITHMS
 MIN_HMAC_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}
 MIN_RSA_BITS: Final = 2048
 _HMAC_HASHES: Final = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
+# RFC 9864 names the Ed25519 instance of EdDSA "Ed25519"; PyJWT signs and verifies it under the
+# polymorphic name, and check_key_strength keeps Ed448 keys away from it.
+PYJWT_NAMES: Final = {"Ed25519": "EdDSA"}
 # An asymmetric key given as an HMAC secret is the classic key-confusion setup. PyJWT refuses a
 # PEM block (BEGIN and END of a known label) or an OpenSSH public key; any PEM marker or SSH
 # key-type prefix is refused here, a superset that needs no PyJWT import.
@@ -35,7 +38,8 @@ _SSH_KEY_PREFIXES: Final = (b"ssh-", b"ecdsa-sha2-")
 def _asymmetric_impls() -> dict[str, Algorithm]:
     from jwt.algorithms import get_default_algorithms
 
-    return {name: impl for name, impl in get_default_algorithms().items() if name in ASYMMETRIC_ALGORITHMS}
+    impls = get_default_algorithms()
+    return {name: impls[PYJWT_NAMES.get(name, name)] for name in ASYMMETRIC_ALGORITHMS}
 
 
 _IPAD: Final = bytes(byte ^ 0x36 for byte in range(256))
@@ -149,6 +153,8 @@ def check_key_strength(algorithm: str, key: Any, option: str) -> None:
         ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey | ed448.Ed448PrivateKey | ed448.Ed448PublicKey,
     ):
         raise ValueError(f"{option} is not an Ed25519/Ed448 key")
+    elif algorithm == "Ed25519" and not isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        raise ValueError(f"{option} is not an Ed25519 key")
 
 
 def prepare_hmac_secret(algorithm: str, secret: str | bytes, option: str) -> bytes:

@@ -27,7 +27,9 @@ def register(subparsers: Any) -> None:
         "--secret-env", default="ASGI_KIT_JWT__SECRET", help="variable holding the HMAC secret (HS*)"
     )
     parser.add_argument("--secret-file", default=None, help="file holding the HMAC secret (HS*)")
-    parser.add_argument("--private-key-file", default=None, help="PEM private key (RS256, ES256, EdDSA)")
+    parser.add_argument(
+        "--private-key-file", default=None, help="PEM private key (RS256, ES256, EdDSA, Ed25519)"
+    )
     parser.add_argument("--ttl", type=int, default=900, help="access token lifetime in seconds (default 900)")
     parser.add_argument("--pair", action="store_true", help="print the access/refresh pair as JSON")
     parser.set_defaults(handler=run)

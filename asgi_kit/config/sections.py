@@ -27,7 +27,7 @@ class Section(BaseModel):
 
 
 class JWTSettings(Section):
-    algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"] = "HS256"
+    algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA", "Ed25519"] = "HS256"
     secret: SecretStr | None = None
     private_key: SecretStr | None = None
     public_key: str | None = None

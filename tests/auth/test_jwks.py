@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from asgi_kit.auth import (
@@ -276,10 +277,17 @@ async def test_unusable_jwks_entries_are_skipped(jwks_server: JWKSServer) -> Non
         rsa_jwk("good"),
         {**ECAlgorithm.to_jwk(ec_key().public_key(), as_dict=True), "kid": "ec", "alg": "ES256"},
         {**OKPAlgorithm.to_jwk(ed_key().public_key(), as_dict=True), "kid": "ed"},
+        {**OKPAlgorithm.to_jwk(ed_key().public_key(), as_dict=True), "kid": "ed25519", "alg": "Ed25519"},
+        {
+            **OKPAlgorithm.to_jwk(Ed448PrivateKey.generate().public_key(), as_dict=True),
+            "kid": "x448",
+            "alg": "Ed25519",
+        },
     ]
     jwks = JWKSKeySet(f"{jwks_server.url}/jwks.json", default_algorithm="EdDSA")
     assert await jwks.refresh()
-    assert sorted(jwks._keys) == ["ec", "ed", "good"]
+    assert sorted(jwks._keys) == ["ec", "ed", "ed25519", "good"]
+    assert jwks.cached("ed25519").algorithm == "Ed25519"  # type: ignore[union-attr]
     assert "good" in repr(jwks)
     assert jwks.cached("good") is not None
     await jwks.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -172,13 +173,13 @@ def test_repr_hides_secrets() -> None:
 # -- round trips --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"])
+@pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA", "Ed25519"])
 async def test_every_algorithm_round_trips(algorithm: str) -> None:
     """A token pair signed under each algorithm validates as access and refresh."""
     if algorithm.startswith("HS"):
         options: dict[str, Any] = {"secret": "k" * 64}
     else:
-        key = {"RS256": rsa_key, "ES256": ec_key, "EdDSA": ed_key}[algorithm]()
+        key = {"RS256": rsa_key, "ES256": ec_key, "EdDSA": ed_key, "Ed25519": ed_key}[algorithm]()
         options = {"private_key": pem_private(key)}
     clock = Clock()
     manager = JWTManager(JWTConfig(algorithm=algorithm, **options, **BASE), clock=clock)
@@ -193,6 +194,27 @@ async def test_every_algorithm_round_trips(algorithm: str) -> None:
     assert refresh.fam == claims.fam
     assert pair.token_type == "Bearer"
     assert (pair.expires_in, pair.refresh_expires_in) == (900, 30 * 86_400)
+
+
+async def test_ed25519_is_bound_to_its_name_and_curve() -> None:
+    """Ed25519 (RFC 9864) takes only Ed25519 keys, and an EdDSA-labelled token is not an Ed25519 one."""
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    with pytest.raises(ValueError, match="not an Ed25519 key"):
+        JWTManager(
+            JWTConfig(algorithm="Ed25519", private_key=pem_private(ed448.Ed448PrivateKey.generate()), **BASE)
+        )
+    key = pem_private(ed_key())
+    clock = Clock()
+    named = JWTManager(JWTConfig(algorithm="Ed25519", private_key=key, **BASE), clock=clock)
+    polymorphic = JWTManager(JWTConfig(algorithm="EdDSA", private_key=key, **BASE), clock=clock)
+    token = named.generate_token_pair("u", "o", "org_user").access_token
+    assert json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["alg"] == "Ed25519"
+    assert (await named.validate_jwt(token)).sub == "u"
+    with pytest.raises(InvalidTokenError):
+        await polymorphic.validate_jwt(token)
+    with pytest.raises(InvalidTokenError):
+        await named.validate_jwt(polymorphic.generate_token_pair("u", "o", "org_user").access_token)
 
 
 async def test_verify_only_manager_validates_but_cannot_sign() -> None:
