@@ -146,7 +146,7 @@ def stack_from_settings(
 def _auth_layer(
     settings: KitSettings, pool: Any, api_key_store: Any, revocation_store: Any
 ) -> Middleware[Any]:
-    from asgi_kit.auth import APIKeyVerifier, AuthMiddleware, JWTConfig, JWTManager
+    from asgi_kit.auth import APIKeyVerifier, AuthMiddleware, JWTConfig, JWTManager, ProviderProfile
 
     jwt_manager = None
     if settings.jwt.enabled:
@@ -154,7 +154,12 @@ def _auth_layer(
             from asgi_kit.database import PostgresTokenRevocationStore
 
             revocation_store = PostgresTokenRevocationStore(pool)
-        jwt_manager = JWTManager(JWTConfig(**settings.jwt.options()), revocation_store=revocation_store)
+        provider = settings.jwt.provider
+        jwt_config = JWTConfig(
+            **settings.jwt.options("provider"),
+            provider=None if provider is None else ProviderProfile(**provider.model_dump()),
+        )
+        jwt_manager = JWTManager(jwt_config, revocation_store=revocation_store)
     verifier = None
     if settings.api_keys.enabled:
         if api_key_store is None:

@@ -65,6 +65,18 @@ def test_everything_enabled_in_the_documented_order() -> None:
     stack.wrap(bare_app())  # every layer builds
 
 
+def test_provider_settings_become_the_jwt_provider_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """jwt.provider from the environment reaches JWTConfig as a ProviderProfile with the same fields."""
+    monkeypatch.setenv("ASGI_KIT_JWT__PROVIDER__ROLES_CLAIM", "realm_access.roles")
+    monkeypatch.setenv("ASGI_KIT_JWT__PROVIDER__ROLE_MAP", '{"platform-admin": "org_admin"}')
+    settings = load_settings(jwt={"enabled": True, "secret": SECRET, "issuer": "i", "audience": "a"})
+    stack = Stack.from_settings(settings, logger=new_logger("t"))
+    manager = next(m for m in stack if m.cls is AuthMiddleware).kwargs["jwt"]
+    assert manager.config.provider.roles_claim == "realm_access.roles"
+    assert manager.config.provider.role_map == {"platform-admin": "org_admin"}
+    assert manager.config.provider.typ == ("at+jwt", "JWT")
+
+
 def test_missing_collaborators_are_named() -> None:
     """API keys or budgets without a database or an injected store fail, naming the fix."""
     with pytest.raises(ValueError, match="api_key_store"):

@@ -43,7 +43,7 @@ from asgi_kit.auth.errors import (
     WrongTokenTypeError,
 )
 from asgi_kit.auth.jwks import JWKSKeySet
-from asgi_kit.auth.jwt import Claims, JWTConfig, JWTManager, TokenPair
+from asgi_kit.auth.jwt import Claims, JWTConfig, JWTManager, ProviderProfile, TokenPair
 from asgi_kit.auth.middleware import AuthMiddleware
 from asgi_kit.auth.stores import (
     APIKeyRecord,
@@ -75,6 +75,7 @@ __all__ = [
     "NotYetValidError",
     "ParsedAPIKey",
     "Principal",
+    "ProviderProfile",
     "RevokedTokenError",
     "TokenPair",
     "TokenReuseError",

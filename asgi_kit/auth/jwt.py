@@ -71,6 +71,128 @@ _HEADER_CACHE_SIZE: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderProfile:
+    """How to read access tokens that an identity provider mints (Keycloak, Auth0, Okta, Entra ID, Cognito).
+
+    The kit's own tokens are strict by design (``typ`` ``at+jwt``, a ``type`` claim, a string
+    ``role``, lifetime ``access_ttl``); a provider's tokens are shaped by the provider. With a
+    profile, access tokens are still signature-, issuer-, audience- and time-checked exactly as
+    before, and everything else is read as configured here. Refresh tokens stay the kit's own.
+
+    Attributes:
+        typ: the accepted ``typ`` headers, compared as media types (case-insensitive, and
+            ``application/`` implied): RFC 9068's ``at+jwt`` and the plain ``JWT`` most
+            providers send.
+        require_typ: refuse tokens without a ``typ`` header (absent is accepted by default).
+        roles_claim: where the roles are: a claim name, or a dotted path into nested objects
+            (``realm_access.roles``); a name that exists as a whole wins over a path, so
+            namespaced claims such as ``https://example.com/roles`` work. A string or a list
+            of strings.
+        role_map: provider role -> principal role. The first entry (in mapping order) whose
+            provider role the token carries gives the principal's role; without a map, the
+            token's first role is used as it is.
+        default_role: the role of a token that carries no (mapped) role; ``None`` refuses it.
+        org_claim: the organization's claim name or dotted path; ``None`` for no organization.
+        scope_claims: where the scopes are, first present wins: a space-separated string
+            (``scope``, Entra ID's ``scp``) or a list of strings (Okta's ``scp``).
+        max_lifetime: the longest ``exp - iat`` accepted (providers issue 5 minutes to a day).
+    """
+
+    typ: tuple[str, ...] = ("at+jwt", "JWT")
+    require_typ: bool = False
+    roles_claim: str = "roles"
+    role_map: Mapping[str, str] = field(default_factory=dict)
+    default_role: str | None = None
+    org_claim: str | None = "org_id"
+    scope_claims: tuple[str, ...] = ("scope", "scp")
+    max_lifetime: int = 86_400
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.typ, tuple) or not all(isinstance(t, str) and t for t in self.typ):
+            raise TypeError("typ must be a tuple of non-empty strings")
+        if not self.typ and self.require_typ:
+            raise ValueError("typ must not be empty when require_typ is set")
+        if not isinstance(self.roles_claim, str) or not self.roles_claim:
+            raise TypeError("roles_claim must be a non-empty string")
+        if self.org_claim is not None and (not isinstance(self.org_claim, str) or not self.org_claim):
+            raise TypeError("org_claim must be a non-empty string or None")
+        if not isinstance(self.role_map, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and k and v for k, v in self.role_map.items()
+        ):
+            raise TypeError("role_map must map non-empty strings to non-empty strings")
+        if self.default_role is not None and (
+            not isinstance(self.default_role, str) or not self.default_role
+        ):
+            raise TypeError("default_role must be a non-empty string or None")
+        if not isinstance(self.scope_claims, tuple) or not all(
+            isinstance(c, str) and c for c in self.scope_claims
+        ):
+            raise TypeError("scope_claims must be a tuple of non-empty strings")
+        _check_int("max_lifetime", self.max_lifetime, 1, 366 * 86_400)
+
+    def accepted_typ(self) -> frozenset[str]:
+        """Every accepted ``typ``, lower-cased, with and without ``application/``."""
+        lowered = {t.lower().removeprefix("application/") for t in self.typ}
+        return frozenset(lowered | {"application/" + t for t in lowered})
+
+    def identity(self, payload: Mapping[str, Any]) -> tuple[str, str | None, tuple[str, ...]]:
+        """``(role, org_id, scopes)`` read from a verified payload.
+
+        Raises:
+            InvalidClaimError: no role and no ``default_role``, or a claim of the wrong shape.
+        """
+        roles = _strings(_claim(payload, self.roles_claim), self.roles_claim)
+        role = None
+        if self.role_map:
+            role = next((mapped for theirs, mapped in self.role_map.items() if theirs in roles), None)
+        elif roles:
+            role = roles[0]
+        role = role or self.default_role
+        if role is None:
+            raise InvalidClaimError("token carries no accepted role")
+        org_id = None
+        if self.org_claim is not None:
+            org = _claim(payload, self.org_claim)
+            if org is not None and (not isinstance(org, str) or not org or len(org) > _MAX_CLAIM_LENGTH):
+                raise InvalidClaimError("organization claim must be a string")
+            org_id = org
+        scopes: tuple[str, ...] = ()
+        for name in self.scope_claims:
+            value = payload.get(name)
+            if value is not None:
+                scopes = tuple(value.split()) if isinstance(value, str) else _strings(value, name)
+                break
+        return role, org_id, scopes
+
+
+_MISSING: Final = object()
+
+
+def _claim(payload: Mapping[str, Any], path: str) -> Any:
+    """A claim by name, or by dotted path into nested objects when no claim has the whole name."""
+    if path in payload:
+        return payload[path]
+    value: Any = payload
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part, _MISSING)
+        if value is _MISSING:
+            return None
+    return value
+
+
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and len(value) <= 256 and all(isinstance(v, str) for v in value):
+        return tuple(v for v in value if v)
+    raise InvalidClaimError(f"{name} must be a string or a list of strings")
+
+
+@dataclass(frozen=True, slots=True)
 class JWTConfig:
     """How tokens are signed and checked. Secrets are hidden from ``repr``.
 
@@ -95,6 +217,8 @@ class JWTConfig:
             refresh tokens are bounded by ``refresh_ttl``.
         max_token_bytes: longer tokens are refused before any decoding.
         jwks_cache_ttl, jwks_cooldown, jwks_timeout: see :class:`JWKSKeySet`.
+        provider: read access tokens as an identity provider mints them (see
+            :class:`ProviderProfile`); ``None`` (the default) accepts only the kit's own shape.
     """
 
     algorithm: str = "HS256"
@@ -114,6 +238,7 @@ class JWTConfig:
     jwks_cache_ttl: float = 300.0
     jwks_cooldown: float = 30.0
     jwks_timeout: float = 5.0
+    provider: ProviderProfile | None = None
 
     def __post_init__(self) -> None:
         if self.algorithm not in SUPPORTED_ALGORITHMS:
@@ -146,6 +271,8 @@ class JWTConfig:
             raise ValueError("key_id must be a non-empty string of at most 128 characters")
         if not isinstance(self.verification_keys, Mapping):
             raise TypeError("verification_keys must be a mapping of kid -> key")
+        if self.provider is not None and not isinstance(self.provider, ProviderProfile):
+            raise TypeError("provider must be a ProviderProfile or None")
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
@@ -164,7 +291,7 @@ class Claims(BaseModel):
     org_id: str | None = None
     role: str
     type: TokenType
-    jti: str
+    jti: str | None = None
     iat: int
     nbf: int | None = None
     exp: int
@@ -223,8 +350,10 @@ class JWTManager:
         self.clock = clock
         self._leeway = config.leeway
         self._max_bytes = config.max_token_bytes
+        self._provider = config.provider
+        provider_lifetime = None if config.provider is None else config.provider.max_lifetime
         self._max_lifetime = {
-            "access": config.max_lifetime or config.access_ttl,
+            "access": config.max_lifetime or provider_lifetime or config.access_ttl,
             "refresh": config.refresh_ttl,
         }
         alg = config.algorithm
@@ -273,6 +402,8 @@ class JWTManager:
         )
         # RFC 9068 §4 and RFC 7515 §4.1.9: "at+jwt" and "application/at+jwt" are the same type.
         self._typ = {t: frozenset({v.lower(), "application/" + v.lower()}) for t, v in TYP_HEADERS.items()}
+        if config.provider is not None:
+            self._typ["access"] = self._typ["access"] | config.provider.accepted_typ()
         self._header_cache: dict[tuple[str, bytes], dict[str, Any]] = {}
 
     def __repr__(self) -> str:
@@ -348,8 +479,9 @@ class JWTManager:
             CredentialStoreUnavailableError: the JWKS was never loaded and cannot be fetched.
         """
         payload = await self.verify(token, token_type=token_type)
-        claims = self.claims_from_payload(payload)
-        if await self.revocation_store.is_revoked(claims.jti, claims.fam):
+        claims = self.claims(payload, token_type=token_type)
+        # A provider's token without a jti cannot be revoked here: its provider revokes it.
+        if claims.jti is not None and await self.revocation_store.is_revoked(claims.jti, claims.fam):
             raise RevokedTokenError("token revoked")
         return claims
 
@@ -417,7 +549,9 @@ class JWTManager:
         if "crit" in header:
             raise MalformedTokenError("unsupported critical header parameters")
         typ = header.get("typ")
-        if not isinstance(typ, str) or typ.lower() not in self._typ[token_type]:
+        if typ is None and token_type == "access" and self._provider and not self._provider.require_typ:
+            pass  # providers may leave typ out; the claims decide
+        elif not isinstance(typ, str) or typ.lower() not in self._typ[token_type]:
             raise WrongTokenTypeError(f"expected a {token_type} token")
         kid = header.get("kid")
         if kid is not None and (not isinstance(kid, str) or len(kid) > MAX_KID_LENGTH):
@@ -475,29 +609,54 @@ class JWTManager:
                 raise WrongAudienceError("wrong audience")
         elif aud != self.config.audience:
             raise WrongAudienceError("wrong audience")
-        if payload.get("type") != token_type:
-            raise WrongTokenTypeError(f"expected a {token_type} token")
-        for name in ("sub", "jti", "role"):
+        provider = self._provider if token_type == "access" else None
+        if provider is None:
+            if payload.get("type") != token_type:
+                raise WrongTokenTypeError(f"expected a {token_type} token")
+            required: tuple[str, ...] = ("sub", "jti", "role")
+        else:
+            # No type claim is required of a provider's token, but one that says otherwise is refused.
+            if "type" in payload and payload["type"] != token_type:
+                raise WrongTokenTypeError(f"expected a {token_type} token")
+            required = ("sub", "jti") if "jti" in payload else ("sub",)
+            provider.identity(payload)
+        for name in required:
             value = payload.get(name)
             if not isinstance(value, str) or not value or len(value) > _MAX_CLAIM_LENGTH:
                 raise InvalidClaimError(f"{name} must be a non-empty string")
-        for name in ("org_id", "fam", "scope"):
+        for name in ("org_id", "fam", "scope") if provider is None else ("fam",):
             value = payload.get(name)
             if value is not None and (not isinstance(value, str) or len(value) > _MAX_CLAIM_LENGTH):
                 raise InvalidClaimError(f"{name} must be a string")
         if token_type == "refresh" and not payload.get("fam"):
             raise InvalidClaimError("refresh tokens need a family")
 
+    def claims(self, payload: Mapping[str, Any], *, token_type: TokenType = ACCESS) -> Claims:
+        """:class:`Claims` of a payload that :meth:`verify` accepted, read through the provider profile."""
+        if self._provider is None or token_type != "access":
+            return self.claims_from_payload(payload)
+        role, org_id, scopes = self._provider.identity(payload)
+        return self.claims_from_payload(
+            {**payload, "role": role, "org_id": org_id, "type": "access", "scope": " ".join(scopes) or None}
+        )
+
+    def identity(self, payload: Mapping[str, Any]) -> tuple[str, str | None, tuple[str, ...]]:
+        """``(role, org_id, scopes)`` of an accepted access-token payload, as a principal needs them."""
+        if self._provider is not None:
+            return self._provider.identity(payload)
+        scope = payload.get("scope")
+        return payload["role"], payload.get("org_id"), tuple(scope.split()) if scope else ()
+
     @staticmethod
     def claims_from_payload(payload: Mapping[str, Any]) -> Claims:
-        """Build :class:`Claims` from a payload that :meth:`verify` accepted (no re-validation)."""
+        """Build :class:`Claims` from a payload of the kit's own shape (no re-validation)."""
         nbf = payload.get("nbf")
         return Claims.model_construct(
             sub=payload["sub"],
             org_id=payload.get("org_id"),
             role=payload["role"],
             type=payload["type"],
-            jti=payload["jti"],
+            jti=payload.get("jti"),
             iat=int(payload["iat"]),
             nbf=None if nbf is None else int(nbf),
             exp=int(payload["exp"]),
@@ -517,7 +676,9 @@ class JWTManager:
             InvalidTokenError: any other reason the refresh token is refused.
         """
         claims = await self.validate_jwt(refresh_token, token_type="refresh")
-        if claims.fam is None:  # validation requires a family on refresh tokens; never trust -O
+        if (
+            claims.fam is None or claims.jti is None
+        ):  # validation requires a family on refresh tokens; never trust -O
             raise InvalidClaimError("refresh token without a family")
         expires = self._expiry(claims.exp)
         if not await self.revocation_store.mark_refresh_used(claims.jti, claims.fam, expires):
@@ -530,7 +691,9 @@ class JWTManager:
         )
 
     async def revoke(self, claims: Claims) -> None:
-        """Revoke one token (logout of one session)."""
+        """Revoke one token (logout of one session); it needs a ``jti``."""
+        if claims.jti is None:
+            raise ValueError("a token without a jti cannot be revoked here")
         await self.revocation_store.revoke(claims.jti, self._expiry(claims.exp))
 
     async def revoke_family(self, family_id: str) -> None:
@@ -548,4 +711,4 @@ class JWTManager:
             await self.jwks.aclose()
 
 
-__all__ = ["Claims", "JWTConfig", "JWTManager", "TokenPair", "TokenType"]
+__all__ = ["Claims", "JWTConfig", "JWTManager", "ProviderProfile", "TokenPair", "TokenType"]

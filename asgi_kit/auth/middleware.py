@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Sequence
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
 from asgi_kit._asgi.headers import header_name
 from asgi_kit._asgi.paths import PathFilter
@@ -56,7 +56,7 @@ _BAD_CREDENTIALS: Final = BAD_REQUEST.with_detail("Send exactly one credential, 
 # token's pair is shared by all its requests (building Credentials was 7% of a cache hit).
 _Identity = tuple[Principal, Credentials]
 # A verified JWT: its identity, jti and refresh family (revocation is checked per request).
-_CachedToken = tuple[_Identity, str, "str | None"]
+_CachedToken = tuple[_Identity, "str | None", "str | None"]
 
 
 class AuthMiddleware:
@@ -192,21 +192,31 @@ class AuthMiddleware:
         try:
             # Keys all in memory: verify without creating and awaiting a coroutine.
             payload = jwt.verify_sync(token) if jwt.jwks is None else await jwt.verify(token)
+            role, org_id, scopes = jwt.identity(payload)
         except InvalidTokenError as exc:
             logger.debug("JWT refused: %s", type(exc).__name__)
             return _INVALID
         except CredentialStoreUnavailableError:
             return _UNAVAILABLE
-        principal = _principal_from_claims(payload)
+        principal = Principal(
+            user_id=payload["sub"],
+            org_id=org_id,
+            role=role,
+            auth_method="jwt",
+            claims=MappingProxyType(payload),
+            scopes=scopes,
+        )
         identity = (principal, credentials_of(principal))
-        jti, family = payload["jti"], payload.get("fam")
+        jti, family = payload.get("jti"), payload.get("fam")
         if self._cache is not None:
             self._cache.put(authorization, (identity, jti, family), float(payload["exp"]))
         return await self._unless_revoked(identity, jti, family)
 
-    async def _unless_revoked(self, identity: _Identity, jti: str, family: str | None) -> _Identity | int:
+    async def _unless_revoked(
+        self, identity: _Identity, jti: str | None, family: str | None
+    ) -> _Identity | int:
         jwt = self._jwt
-        if jwt is None:
+        if jwt is None or jti is None:  # a provider's token without a jti is revoked by its provider
             return identity
         try:
             revoked = await jwt.revocation_store.is_revoked(jti, family)
@@ -245,18 +255,6 @@ class AuthMiddleware:
             await write_problem_details(send, problem, headers, scope=scope)
             return
         await deny_websocket(scope, send, problem, headers)
-
-
-def _principal_from_claims(payload: dict[str, Any]) -> Principal:
-    scope_claim = payload.get("scope")
-    return Principal(
-        user_id=payload["sub"],
-        org_id=payload.get("org_id"),
-        role=payload["role"],
-        auth_method="jwt",
-        claims=MappingProxyType(payload),
-        scopes=tuple(scope_claim.split()) if scope_claim else (),
-    )
 
 
 async def deny_websocket(

@@ -26,6 +26,21 @@ class Section(BaseModel):
         return data
 
 
+class ProviderSettings(BaseModel):
+    """How to read an identity provider's access tokens: the fields of ``auth.ProviderProfile``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    typ: tuple[str, ...] = ("at+jwt", "JWT")
+    require_typ: bool = False
+    roles_claim: str = Field(default="roles", min_length=1)
+    role_map: dict[str, str] = Field(default_factory=dict)
+    default_role: str | None = Field(default=None, min_length=1)
+    org_claim: str | None = Field(default="org_id", min_length=1)
+    scope_claims: tuple[str, ...] = ("scope", "scp")
+    max_lifetime: int = Field(default=86_400, gt=0, le=366 * 86_400)
+
+
 class JWTSettings(Section):
     algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA", "Ed25519"] = "HS256"
     secret: SecretStr | None = None
@@ -43,6 +58,7 @@ class JWTSettings(Section):
     jwks_cache_ttl: float = Field(default=300.0, gt=0)
     jwks_cooldown: float = Field(default=30.0, ge=0)
     jwks_timeout: float = Field(default=5.0, gt=0)
+    provider: ProviderSettings | None = None
 
 
 class APIKeySettings(Section):

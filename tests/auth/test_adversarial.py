@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asgi_kit.auth import AuthMiddleware, InvalidTokenError, JWTConfig, JWTManager
+from asgi_kit.auth import AuthMiddleware, InvalidTokenError, JWTConfig, JWTManager, ProviderProfile
 from asgi_kit.auth._jose import b64url_decode, split_compact
 from tests.auth.helpers import (
     AUDIENCE,
@@ -37,21 +37,33 @@ from tests.harness.asgi import call_app, make_scope
 CLOCK = Clock()
 MANAGER = hs_manager(CLOCK)
 GOOD = MANAGER.generate_token_pair("user-1", "org-1", "org_user").access_token
-APP = AuthMiddleware(whoami_app, jwt=MANAGER)
+# The same keys read through the identity-provider profile: every attack must fail there too.
+PROVIDER = JWTManager(
+    JWTConfig(
+        secret=MANAGER.config.secret,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        provider=ProviderProfile(roles_claim="role"),
+    ),
+    clock=CLOCK,
+)
+MANAGERS = {"kit": MANAGER, "provider": PROVIDER}
+APPS = {name: AuthMiddleware(whoami_app, jwt=manager) for name, manager in MANAGERS.items()}
+PROFILES = pytest.mark.parametrize("profile", sorted(MANAGERS))
 
 
-async def _status_for(value: bytes) -> tuple[int | None, Any]:
-    response = await call_app(APP, make_scope(headers=[(b"authorization", value)]))
+async def _status_for(value: bytes, profile: str = "kit") -> tuple[int | None, Any]:
+    response = await call_app(APPS[profile], make_scope(headers=[(b"authorization", value)]))
     return response.status, response
 
 
-async def assert_refused_then_good_still_works(value: bytes) -> None:
-    status, response = await _status_for(value)
+async def assert_refused_then_good_still_works(value: bytes, profile: str = "kit") -> None:
+    status, response = await _status_for(value, profile)
     assert status == 401, status
     assert response.header("content-type") == "application/problem+json"
     assert response.header("www-authenticate") == 'Bearer realm="api", error="invalid_token"'
     assert value[7:] not in response.body or len(value) <= 7
-    good_status, _ = await _status_for(f"Bearer {GOOD}".encode())
+    good_status, _ = await _status_for(f"Bearer {GOOD}".encode(), profile)
     assert good_status == 200
 
 
@@ -133,10 +145,11 @@ for _claim in ("exp", "nbf", "iat", "iss", "aud", "sub", "jti"):
         ATTACKS[f"{_claim}={_raw}"] = _token(json.dumps(_H), _payload, raw=True)
 
 
+@PROFILES
 @pytest.mark.parametrize("name", sorted(ATTACKS))
-async def test_attack_is_refused_with_401_problem(name: str) -> None:
-    """Each attack gets a 401 problem+json with error="invalid_token"; the good token still works."""
-    await assert_refused_then_good_still_works(ATTACKS[name])
+async def test_attack_is_refused_with_401_problem(name: str, profile: str) -> None:
+    """Each attack gets a 401 problem+json with error="invalid_token" in both profiles; the good token still works."""
+    await assert_refused_then_good_still_works(ATTACKS[name], profile)
 
 
 async def test_rs256_to_hs256_confusion_through_the_middleware() -> None:
@@ -227,33 +240,37 @@ def test_split_compact_keeps_empty_segments_for_the_decoders_to_refuse() -> None
 _B64_CHARS = st.sampled_from(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.="))
 
 
+@PROFILES
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=300)
 @given(value=st.binary(max_size=400))
-async def test_any_authorization_bytes_never_crash(value: bytes) -> None:
+async def test_any_authorization_bytes_never_crash(value: bytes, profile: str) -> None:
     """Arbitrary Authorization bytes give 400/401 (or 200 only for the good token), never an exception."""
-    status, _ = await _status_for(value)
+    status, _ = await _status_for(value, profile)
     assert status == 401
 
 
+@PROFILES
 @settings(max_examples=300)
 @given(token=st.text(_B64_CHARS, max_size=300))
-async def test_token_parser_only_raises_invalid_token(token: str) -> None:
+async def test_token_parser_only_raises_invalid_token(token: str, profile: str) -> None:
     """Any base64url-ish string is refused with an InvalidTokenError subclass and nothing else."""
     with pytest.raises(InvalidTokenError):
-        await MANAGER.validate_jwt(token)
+        await MANAGERS[profile].validate_jwt(token)
 
 
+@PROFILES
 @settings(max_examples=300)
 @given(position=st.integers(min_value=0, max_value=len(GOOD) - 1), char=_B64_CHARS)
-async def test_single_character_mutations_are_refused(position: int, char: str) -> None:
+async def test_single_character_mutations_are_refused(position: int, char: str, profile: str) -> None:
     """Changing any one character of a good token makes it invalid (no malleable spelling)."""
     mutated = GOOD[:position] + char + GOOD[position + 1 :]
     if mutated == GOOD:
         return
     with pytest.raises(InvalidTokenError):
-        await MANAGER.validate_jwt(mutated)
+        await MANAGERS[profile].validate_jwt(mutated)
 
 
+@PROFILES
 @settings(max_examples=200)
 @given(
     header=st.dictionaries(
@@ -270,7 +287,7 @@ async def test_single_character_mutations_are_refused(position: int, char: str) 
     ),
 )
 async def test_random_signed_header_and_claims_never_crash(
-    header: dict[str, Any], payload: dict[str, Any]
+    header: dict[str, Any], payload: dict[str, Any], profile: str
 ) -> None:
     """Correctly signed tokens with random headers/claims are refused cleanly (or are fully valid)."""
     try:
@@ -279,21 +296,24 @@ async def test_random_signed_header_and_claims_never_crash(
         return
     token = forge_hs(json.dumps(header), text, raw=True)
     try:
-        claims = await MANAGER.validate_jwt(token)
+        claims = await MANAGERS[profile].validate_jwt(token)
     except InvalidTokenError:
         return
     assert claims.iss == ISSUER  # pragma: no cover - random claims practically never all line up
 
 
+@PROFILES
 @settings(max_examples=100)
 @given(
     scheme=st.sampled_from(["Bearer", "bearer", "BEARER", "bEaReR"]),
     before=st.sampled_from([" ", "  ", " \t"]),
     after=st.sampled_from(["", " ", "\t"]),
 )
-async def test_well_formed_bearer_variants_are_accepted(scheme: str, before: str, after: str) -> None:
+async def test_well_formed_bearer_variants_are_accepted(
+    scheme: str, before: str, after: str, profile: str
+) -> None:
     """Any case of the scheme and surrounding blanks around the good token are accepted."""
-    status, _ = await _status_for(f"{scheme}{before}{GOOD}{after}".encode())
+    status, _ = await _status_for(f"{scheme}{before}{GOOD}{after}".encode(), profile)
     assert status == 200
 
 
