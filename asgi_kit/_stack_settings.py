@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from asgi_kit._asgi.layer import Middleware
 from asgi_kit._asgi.lifespan import Hook, LifespanHooksMiddleware
 from asgi_kit.errors import ProblemDetailsMiddleware
-from asgi_kit.stack import Middleware, Stack
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from asgi_kit.config import KitSettings
 
 
-def stack_from_settings(
+def layers_from_settings(
     settings: KitSettings,
     *,
     logger: logging.Logger | None = None,
@@ -28,8 +28,8 @@ def stack_from_settings(
     revocation_store: Any = None,
     budget_store: Any = None,
     debug: bool = False,
-) -> Stack:
-    """The recommended stack for ``settings``; see :meth:`asgi_kit.Stack.from_settings`."""
+) -> list[Middleware[Any]]:
+    """The layers of the recommended stack for ``settings``; see :meth:`asgi_kit.Stack.from_settings`."""
     from asgi_kit.config import KitSettings
 
     if not isinstance(settings, KitSettings):
@@ -140,7 +140,7 @@ def stack_from_settings(
 
     if on_startup or on_shutdown:
         layers.insert(0, Middleware(LifespanHooksMiddleware, on_startup=on_startup, on_shutdown=on_shutdown))
-    return Stack(layers)
+    return layers
 
 
 def _auth_layer(
@@ -190,4 +190,4 @@ def _async(function: Any) -> Hook:
     return hook
 
 
-__all__ = ["stack_from_settings"]
+__all__ = ["layers_from_settings"]

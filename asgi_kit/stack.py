@@ -10,65 +10,20 @@ error names the layer. Wrapping adds no code of its own to the request path: the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, overload
 
+from asgi_kit._asgi.layer import Middleware, P
 from asgi_kit._asgi.types import ASGIApp
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    import logging
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from asgi_kit.auth import APIKeyStore, TokenRevocationStore
+    from asgi_kit.budget import BudgetStore
     from asgi_kit.config import KitSettings
-
-P = ParamSpec("P")
-AppT = TypeVar("AppT")
-
-
-class Middleware(Generic[P]):
-    """One layer: a factory called as ``factory(app, *args, **kwargs)``.
-
-    Shaped like Starlette's ``Middleware`` (iterable as ``(factory, args, kwargs)``) so lists
-    of either can be moved between the two.
-    """
-
-    __slots__ = ("args", "cls", "kwargs")
-
-    def __init__(
-        self, cls: Callable[Concatenate[ASGIApp, P], ASGIApp], *args: P.args, **kwargs: P.kwargs
-    ) -> None:
-        if not callable(cls):
-            raise TypeError(f"middleware factory must be callable, got {cls!r}")
-        self.cls = cls
-        self.args: tuple[Any, ...] = tuple(args)
-        self.kwargs: dict[str, Any] = dict(kwargs)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter((self.cls, self.args, self.kwargs))
-
-    def build(self, app: ASGIApp) -> ASGIApp:
-        try:
-            return self.cls(app, *self.args, **self.kwargs)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{self.name}: {exc}") from exc
-
-    @property
-    def name(self) -> str:
-        return getattr(self.cls, "__qualname__", None) or repr(self.cls)
-
-    def __repr__(self) -> str:
-        parts = [self.name]
-        parts.extend(repr(a) for a in self.args)
-        parts.extend(f"{k}={_short_repr(v)}" for k, v in self.kwargs.items())
-        return f"Middleware({', '.join(parts)})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Middleware):
-            return NotImplemented
-        return (self.cls, self.args, self.kwargs) == (other.cls, other.args, other.kwargs)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    from asgi_kit.metrics import HTTPMetrics
 
 
 class Stack:
@@ -131,17 +86,37 @@ class Stack:
         return f"Stack([\n{inner},\n])"
 
     @classmethod
-    def from_settings(cls, settings: KitSettings, **collaborators: Any) -> Stack:
+    def from_settings(
+        cls,
+        settings: KitSettings,
+        *,
+        logger: logging.Logger | None = None,
+        metrics: HTTPMetrics | None = None,
+        tracer_provider: TracerProvider | None = None,
+        api_key_store: APIKeyStore | None = None,
+        revocation_store: TokenRevocationStore | None = None,
+        budget_store: BudgetStore | None = None,
+        debug: bool = False,
+    ) -> Stack:
         """The recommended production stack for ``settings`` (see ``docs/stack.md``).
 
-        Only concerns whose section is enabled are added. Keyword collaborators replace what
-        would be built from the settings: ``logger``, ``metrics``, ``tracer_provider``,
-        ``api_key_store``, ``revocation_store``, ``budget_store``, ``debug``.
+        Only concerns whose section is enabled are added. The keyword collaborators replace
+        what would be built from the settings.
         """
-        from asgi_kit._stack_settings import stack_from_settings
+        from asgi_kit._stack_settings import layers_from_settings
 
-        stack: Stack = stack_from_settings(settings, **collaborators)
-        return stack
+        return cls(
+            layers_from_settings(
+                settings,
+                logger=logger,
+                metrics=metrics,
+                tracer_provider=tracer_provider,
+                api_key_store=api_key_store,
+                revocation_store=revocation_store,
+                budget_store=budget_store,
+                debug=debug,
+            )
+        )
 
 
 __all__ = ["Middleware", "Stack"]

@@ -23,7 +23,7 @@ from yoyo import get_backend, read_migrations
 from yoyo.exceptions import LockTimeout
 
 from asgi_kit.database.errors import DatabaseUnavailableError, MigrationError, MigrationLockError
-from asgi_kit.database.postgres import postgres_conninfo
+from asgi_kit.database.url import postgres_conninfo
 
 #: the kit's own schema: organizations, users, api_keys, usage, token revocation
 DEFAULT_MIGRATIONS_PATH: Final = Path(__file__).parent / "migrations"

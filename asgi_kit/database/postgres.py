@@ -18,45 +18,16 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import SecretStr
 
 from asgi_kit.database.errors import DatabaseUnavailableError
+from asgi_kit.database.url import postgres_conninfo, redact_url
 from asgi_kit.health import HealthStatus
 
 PostgresPool: TypeAlias = "AsyncConnectionPool[psycopg.AsyncConnection[Any]]"
-
-_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
-
-
-def _raw_url(database_url: str | SecretStr) -> str:
-    raw = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
-    if not isinstance(raw, str) or not raw.startswith(_SCHEMES):
-        # The URL itself is never echoed: it may hold a password.
-        raise ValueError("database_url must be a postgresql:// URL")
-    return raw
-
-
-def postgres_conninfo(database_url: str | SecretStr) -> str:
-    """The libpq connection string for ``database_url`` (``postgresql+psycopg://`` accepted too)."""
-    raw = _raw_url(database_url)
-    if raw.startswith("postgresql+psycopg://"):
-        return "postgresql://" + raw[len("postgresql+psycopg://") :]
-    return raw
-
-
-def redact_url(database_url: str | SecretStr) -> str:
-    """``database_url`` with its password replaced by ``***``, safe to log."""
-    parts = urlsplit(_raw_url(database_url))
-    if parts.password is None:
-        return urlunsplit(parts)
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
 
 
 def _positive(name: str, value: float) -> float:
@@ -171,7 +142,7 @@ async def postgres_lifespan(
     concurrent replicas queue safely (see :func:`~asgi_kit.database.migrations.run_migrations`).
     """
     if migrate:
-        from asgi_kit.database.migrations import run_migrations  # migrations imports this module
+        from asgi_kit.database.migrations import run_migrations  # yoyo is loaded only when asked to migrate
 
         await asyncio.to_thread(run_migrations, str(pool.conninfo))
     await open_postgres_pool(pool, timeout=timeout)
