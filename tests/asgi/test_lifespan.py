@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from asgi_kit._asgi.lifespan import LifespanHooksMiddleware
@@ -55,3 +57,24 @@ def test_hooks_must_be_callable() -> None:
     """Non-callable hooks fail at construction, naming the option."""
     with pytest.raises(TypeError, match="on_startup"):
         LifespanHooksMiddleware(bare_app(), on_startup=["nope"])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+async def test_startup_heap_is_frozen_once_the_app_started(freeze: bool) -> None:
+    """freeze_heap (the default) gc.freeze()s the heap at lifespan.startup.complete; False leaves it."""
+    gc.unfreeze()
+    frozen_at_hook: list[int] = []
+
+    async def hook() -> None:
+        frozen_at_hook.append(gc.get_freeze_count())
+
+    app = LifespanHooksMiddleware(LifespanProbe(), on_startup=[hook], freeze_heap=freeze)
+    await run_lifespan(app)
+    assert frozen_at_hook == [0]  # nothing is frozen before the app has started
+    assert (gc.get_freeze_count() > 0) is freeze
+
+
+def test_freeze_heap_must_be_a_bool() -> None:
+    """A non-bool freeze_heap fails at construction, naming the option."""
+    with pytest.raises(TypeError, match="freeze_heap"):
+        LifespanHooksMiddleware(bare_app(), freeze_heap="yes")  # type: ignore[arg-type]
