@@ -10,8 +10,8 @@ import pytest
 from asgi_kit import Middleware, Stack
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.errors import ProblemDetailsMiddleware
+from asgi_kit.testing import call_app
 from tests.harness.apps import bare_app, build_app
-from tests.harness.asgi import call_app
 
 
 class TagMiddleware:
@@ -41,7 +41,7 @@ async def test_first_added_is_outermost() -> None:
     """The first layer sees the request first and the response last."""
     app = Stack().use(TagMiddleware, tag="outer").use(TagMiddleware, tag="inner").wrap(bare_app())
     scope: dict[str, Any] = {}
-    from tests.harness.asgi import make_scope
+    from asgi_kit.testing import make_scope
 
     scope = make_scope("/ok")
     send = await call_app(app, scope)

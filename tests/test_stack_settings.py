@@ -18,9 +18,9 @@ from asgi_kit.errors import ProblemDetailsMiddleware
 from asgi_kit.guards import BodyLimitMiddleware, SecurityHeadersMiddleware, TimeoutMiddleware
 from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware, new_logger
 from asgi_kit.metrics import MetricsMiddleware
+from asgi_kit.testing import run_lifespan
 from asgi_kit.tracing import TracingMiddleware
 from tests.harness.apps import bare_app
-from tests.harness.asgi import run_lifespan
 
 SECRET = "s" * 40
 

@@ -15,7 +15,7 @@ from asgi_kit._asgi.headers import (
     header_name,
     scope_header,
 )
-from tests.harness.asgi import make_scope
+from asgi_kit.testing import make_scope
 
 raw_header = st.tuples(st.binary(min_size=1, max_size=20).map(bytes.lower), st.binary(max_size=50))
 

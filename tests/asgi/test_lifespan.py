@@ -7,8 +7,8 @@ import gc
 import pytest
 
 from asgi_kit._asgi.lifespan import LifespanHooksMiddleware
+from asgi_kit.testing import LifespanProbe, call_app, run_lifespan
 from tests.harness.apps import bare_app
-from tests.harness.asgi import LifespanProbe, call_app, run_lifespan
 
 
 async def test_hooks_run_around_the_app_lifespan() -> None:

@@ -7,7 +7,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from asgi_kit._asgi.paths import PathFilter, route_path
-from tests.harness.asgi import make_scope
+from asgi_kit.testing import make_scope
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ from asgi_kit._asgi.context import (
 from asgi_kit._asgi.optional import require
 from asgi_kit._asgi.principal import Credentials, Principal, credentials_of, get_principal, set_principal
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE, resolve_route_template, route_template_or_unmatched
+from asgi_kit.testing import call_app, make_scope
 from tests.harness.apps import FRAMEWORKS, build_app
-from tests.harness.asgi import call_app, make_scope
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from asgi_kit.auth import AuthMiddleware, InvalidTokenError, JWTConfig, JWTManager, ProviderProfile
 from asgi_kit.auth._jose import b64url_decode, split_compact
+from asgi_kit.testing import call_app, make_scope
 from tests.auth.helpers import (
     AUDIENCE,
     DROP,
@@ -32,7 +33,6 @@ from tests.auth.helpers import (
     rsa_key,
     whoami_app,
 )
-from tests.harness.asgi import call_app, make_scope
 
 CLOCK = Clock()
 MANAGER = hs_manager(CLOCK)

@@ -29,8 +29,8 @@ from asgi_kit.auth import (
 )
 from asgi_kit.auth.apikey import BASE62
 from asgi_kit.auth.stores import InMemoryTokenRevocationStore
+from asgi_kit.testing import call_app, make_scope
 from tests.auth.helpers import NOW, Clock, whoami_app
-from tests.harness.asgi import call_app, make_scope
 
 PEPPER = b"p" * 32
 

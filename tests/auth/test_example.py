@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from tests.harness.asgi import call_app, make_scope
+from asgi_kit.testing import call_app, make_scope
 
 
 async def test_example_answers_as_documented() -> None:

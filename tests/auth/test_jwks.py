@@ -21,6 +21,7 @@ from asgi_kit.auth import (
     JWTManager,
     UnknownKeyError,
 )
+from asgi_kit.testing import call_app, make_scope
 from tests.auth.helpers import (
     AUDIENCE,
     ISSUER,
@@ -33,7 +34,6 @@ from tests.auth.helpers import (
     rsa_key,
     whoami_app,
 )
-from tests.harness.asgi import call_app, make_scope
 
 
 @dataclass

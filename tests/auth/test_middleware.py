@@ -22,9 +22,8 @@ from asgi_kit.auth import (
     parse_api_key,
 )
 from asgi_kit.auth.cache import VerifiedTokenCache
+from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, call_app, make_scope
 from tests.auth.helpers import Clock, hs_manager, whoami_app
-from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
-from tests.harness.contract import MiddlewareContract
 
 CHALLENGE = 'Bearer realm="api"'
 INVALID = 'Bearer realm="api", error="invalid_token"'

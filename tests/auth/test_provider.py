@@ -24,9 +24,9 @@ from asgi_kit.auth import (
     ProviderProfile,
 )
 from asgi_kit.auth.errors import InvalidClaimError, WrongTokenTypeError
+from asgi_kit.testing import call_app, make_scope
 from tests.auth.helpers import whoami_app
 from tests.auth.test_jwks import JWKSServer, jwks_server
-from tests.harness.asgi import call_app, make_scope
 
 __all__ = ["jwks_server"]  # the fixture, imported for this module's tests
 

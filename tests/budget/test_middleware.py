@@ -15,8 +15,7 @@ from asgi_kit._asgi.principal import Principal, set_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.budget import BudgetMiddleware, BudgetState, BudgetStoreUnavailableError, InMemoryBudgetStore
 from asgi_kit.models import Usage
-from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
-from tests.harness.contract import MiddlewareContract
+from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, call_app, make_scope
 
 OPENAI_ERROR = {
     "error": {

@@ -68,8 +68,8 @@ async def test_budget_example_on_postgres(
     fresh_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """examples/budget_example.py with ASGI_KIT_DATABASE__URL migrates, seeds, enforces and checks."""
+    from asgi_kit.testing import call_app, make_scope
     from examples.budget_example import ORG, from_environment
-    from tests.harness.asgi import call_app, make_scope
 
     monkeypatch.setenv("ASGI_KIT_DATABASE__URL", fresh_database())
     app = from_environment()

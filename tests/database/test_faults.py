@@ -14,8 +14,8 @@ from asgi_kit._asgi.principal import Principal, set_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.budget import BudgetMiddleware
 from asgi_kit.database import PostgresPool, PostgresUsageStore, new_postgres_pool
+from asgi_kit.testing import RecordingSend, StrictReceive, make_scope
 from tests.database.conftest import PASSWORD, admin_execute, database_name, new_org_id, terminate_backends
-from tests.harness.asgi import RecordingSend, StrictReceive, make_scope
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -20,8 +20,8 @@ from asgi_kit.database import (
 )
 from asgi_kit.database.postgres import postgres_conninfo
 from asgi_kit.health import health_app
+from asgi_kit.testing import call_app
 from tests.database.conftest import PASSWORD, terminate_backends, with_password
-from tests.harness.asgi import call_app
 
 pytestmark = pytest.mark.postgres
 

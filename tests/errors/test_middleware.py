@@ -9,9 +9,8 @@ import pytest
 
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import NOT_FOUND, ProblemDetailsMiddleware, ProblemError
+from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, call_app, make_scope
 from tests.harness.apps import BOOM_MESSAGE, bare_app
-from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
-from tests.harness.contract import MiddlewareContract
 
 
 class TestProblemDetailsContract(MiddlewareContract):

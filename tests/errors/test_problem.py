@@ -20,7 +20,7 @@ from asgi_kit.errors import (
     problem_response,
     write_problem_details,
 )
-from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
+from asgi_kit.testing import RecordingSend, StrictReceive, call_app, make_scope
 
 
 def test_templates_match_the_contract() -> None:

@@ -18,8 +18,7 @@ from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import ProblemDetailsMiddleware
 from asgi_kit.guards import BodyLimitMiddleware, BodyTooLargeError
 from asgi_kit.guards.body_limit import MAX_CONTENT_LENGTH, parse_content_length
-from tests.harness.asgi import RecordingSend, StrictReceive, make_scope
-from tests.harness.contract import MiddlewareContract
+from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, make_scope
 from tests.harness.servers import SERVERS, serve
 
 MB = 1024 * 1024

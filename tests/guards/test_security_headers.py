@@ -10,9 +10,8 @@ import pytest
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.guards import SecurityHeadersMiddleware
 from asgi_kit.guards.security_headers import DEFAULT_HSTS
+from asgi_kit.testing import MiddlewareContract, call_app, make_scope
 from tests.harness.apps import build_app
-from tests.harness.asgi import call_app, make_scope
-from tests.harness.contract import MiddlewareContract
 from tests.harness.servers import serve
 
 DEFAULTS = {

@@ -15,8 +15,7 @@ import pytest
 from asgi_kit._asgi.context import request_id_var
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.guards import TimeoutMiddleware
-from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
-from tests.harness.contract import MiddlewareContract
+from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, call_app, make_scope
 from tests.harness.servers import SERVERS, serve
 
 GENEROUS = 5.0  # the machine is shared: upper bounds are loose, lower bounds exact

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from asgi_kit.health import CheckResult, HealthStatus, health_app, run_check
-from tests.harness.asgi import call_app, make_scope, run_lifespan
+from asgi_kit.testing import call_app, make_scope, run_lifespan
 
 
 def counting_check(outcome: object = True) -> tuple[list[int], object]:

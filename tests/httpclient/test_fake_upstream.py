@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from asgi_kit.httpclient.fake_upstream import FakeOpenAI
-from tests.harness.asgi import make_scope, run_lifespan
+from asgi_kit.testing import make_scope, run_lifespan
 
 
 async def call(fake: FakeOpenAI, method: str, path: str, **kwargs: Any) -> httpx.Response:

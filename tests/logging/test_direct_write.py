@@ -17,8 +17,8 @@ from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.logging import JsonLogFormatter, LoggingMiddleware, new_logger
 from asgi_kit.logging import middleware as middleware_module
 from asgi_kit.logging.logger import JsonLinesHandler
+from asgi_kit.testing import call_app, make_scope
 from tests.harness.apps import bare_app
-from tests.harness.asgi import call_app, make_scope
 from tests.logging.helpers import json_logger, parse_lines, record_factory_adding
 
 

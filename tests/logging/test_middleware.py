@@ -14,9 +14,8 @@ from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import ProblemDetailsMiddleware
 from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware
 from asgi_kit.logging.middleware import CLIENT_CLOSED_REQUEST
+from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, call_app, make_scope
 from tests.harness.apps import bare_app
-from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
-from tests.harness.contract import MiddlewareContract
 from tests.logging.helpers import json_logger, record_factory_adding, records
 
 TRACE = TraceIds(

@@ -15,9 +15,8 @@ from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.errors import ProblemDetailsMiddleware
 from asgi_kit.logging import RequestIDMiddleware, is_valid_request_id, new_request_id
 from asgi_kit.logging.request_id import MAX_REQUEST_ID_LENGTH
+from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, call_app, make_scope
 from tests.harness.apps import bare_app
-from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
-from tests.harness.contract import MiddlewareContract
 
 SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 

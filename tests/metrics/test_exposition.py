@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from asgi_kit.metrics import metrics_app, register_metrics, sweep_dead_workers
 from asgi_kit.metrics.exposition import pid_alive
-from tests.harness.asgi import call_app, make_scope, run_lifespan
+from asgi_kit.testing import call_app, make_scope, run_lifespan
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 

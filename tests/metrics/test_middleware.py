@@ -15,8 +15,7 @@ from asgi_kit._asgi.routes import UNMATCHED_ROUTE
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.metrics import OTHER_METHOD, HTTPMetrics, MetricsMiddleware, register_metrics
 from asgi_kit.metrics.metrics import KNOWN_METHODS
-from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
-from tests.harness.contract import MiddlewareContract
+from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, call_app, make_scope
 
 
 class TestMetricsContract(MiddlewareContract):

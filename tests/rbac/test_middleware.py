@@ -20,8 +20,7 @@ from asgi_kit.rbac import (
     is_allowed,
     require_permission,
 )
-from tests.harness.asgi import RecordingSend, call_app, make_scope
-from tests.harness.contract import MiddlewareContract
+from asgi_kit.testing import MiddlewareContract, RecordingSend, call_app, make_scope
 
 
 def principal(role: str = Role.ORG_USER, scopes: tuple[str, ...] = (), method: Any = "jwt") -> Principal:

@@ -18,10 +18,9 @@ from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 
 from asgi_kit._asgi.context import TraceIds, get_trace_ids
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, call_app, make_scope
 from asgi_kit.tracing import TracingMiddleware
 from asgi_kit.tracing.middleware import _split_host, redact_query, scrub_credentials
-from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope
-from tests.harness.contract import MiddlewareContract
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 SPAN = "b7ad6b7169203331"
@@ -366,7 +365,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from asgi_kit.tracing import TracingMiddleware
-from tests.harness.asgi import call_app
+from asgi_kit.testing import call_app
 
 async def app(scope, receive, send):
     scope["asgi_kit.route"] = "/g"

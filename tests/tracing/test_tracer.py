@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from asgi_kit._asgi.types import Receive, Scope, Send
+from asgi_kit.testing import call_app
 from asgi_kit.tracing import TracingMiddleware, init_tracer
 from asgi_kit.tracing.tracer import BoundedTracerProvider, _traces_endpoint
-from tests.harness.asgi import call_app
 from tests.harness.servers import free_port
 
 

@@ -1,7 +1,8 @@
 """The contract every middleware of the kit must keep, as a reusable test base class.
 
 Subclass :class:`MiddlewareContract` in a ``Test*`` class and implement :meth:`make`; pytest
-collects the checks below for that middleware::
+(with pytest-asyncio in ``auto`` mode, both in the ``testing`` extra) collects the checks below
+for that middleware::
 
     class TestRequestIDContract(MiddlewareContract):
         def make(self, app, **options):
@@ -16,10 +17,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
+from asgi_kit._asgi.optional import require
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
-from tests.harness.asgi import LifespanProbe, RecordingSend, StrictReceive, make_scope, run_lifespan
+from asgi_kit.testing.asgi import LifespanProbe, RecordingSend, StrictReceive, make_scope, run_lifespan
+
+require("pytest", "testing")
+
+import pytest  # noqa: E402  (after the check that names the extra)
 
 
 class MiddlewareContract:
@@ -116,7 +120,8 @@ class MiddlewareContract:
             await self.make(app)(self.scope(), StrictReceive(), send)
         starts = [m for m in send.messages if m["type"] == "http.response.start"]
         if self.renders_errors:
-            assert len(starts) == 1 and starts[0]["status"] == 500
+            assert len(starts) == 1
+            assert starts[0]["status"] == 500
         else:
             assert starts == []
 
@@ -217,3 +222,6 @@ class MiddlewareContract:
         state_b = self.state_of(scopes[1], sends[1])
         if state_a is not None or state_b is not None:
             assert state_a != state_b
+
+
+__all__ = ["MiddlewareContract"]

@@ -205,3 +205,14 @@ async def run_lifespan(app: ASGIApp) -> list[Message]:
     scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
     await asyncio.wait_for(app(scope, incoming.get, send), 5)
     return sent
+
+
+__all__ = [
+    "LifespanProbe",
+    "ReceiveOverrun",
+    "RecordingSend",
+    "StrictReceive",
+    "call_app",
+    "make_scope",
+    "run_lifespan",
+]
