@@ -243,7 +243,7 @@ def _from_pydantic(exc: ValidationError) -> ProblemError:
     if kind in bound:
         limit = next(iter(ctx.values()), "?")
         above = bound[kind].startswith("<")
-        number = "integer" if isinstance(got, int) else "decimal"
+        number = "decimal" if isinstance(limit, float) else "integer"  # the field's type, not the input's
         return invalid_request(
             f"Invalid '{param}': {number} {'above maximum' if above else 'below minimum'} value. "
             f"Expected a value {bound[kind]} {limit}, but got {got} instead.",
