@@ -128,10 +128,10 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "asgi_kit.logging.JsonLogFormatter", "service": SERVICE}},
+        "formatters": {"json": {"()": "asgi_kit.logging.logger.JsonLogFormatter", "service": SERVICE}},
         "handlers": {
             "json": {
-                "class": "asgi_kit.logging.JsonLinesHandler",
+                "class": "asgi_kit.logging.logger.JsonLinesHandler",
                 "formatter": "json",
                 "stream": "ext://sys.stderr",
             }
