@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asgi_kit.errors import ProblemError
 from asgi_kit.validation import (
@@ -252,3 +254,48 @@ def test_sloppy_embeddings_are_400_naming_the_parameter(payload: Any, param: str
     """Embedding inputs of the wrong shape or bounds: 400 with the parameter's path."""
     got_param, got_code, detail = refusal(payload, validate_embeddings)
     assert (got_param, got_code) == (param, code), detail
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+fields = st.sampled_from(
+    ["model", "messages", "temperature", "n", "stop", "stream", "input", "tool_choice", "x"]
+)
+
+
+@given(st.dictionaries(fields, json_values, max_size=5) | json_values)
+def test_any_payload_validates_or_is_a_400(payload: Any) -> None:
+    """Whatever the JSON, the validators return a request or raise a 400 ProblemError: nothing else."""
+    for validate in (validate_chat_completion, validate_embeddings):
+        try:
+            validate(payload)
+        except ProblemError as exc:
+            status = exc.problem.status
+        else:
+            status = 200
+        assert status in (200, 400)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "role": st.sampled_from(["system", "user", "assistant", "developer"]),
+                "content": st.text(max_size=20),
+            }
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.floats(min_value=0, max_value=2),
+    st.integers(min_value=1, max_value=8),
+)
+def test_well_formed_chat_always_passes(messages: list[dict[str, Any]], temperature: float, n: int) -> None:
+    """Any well-formed chat request within the bounds passes, and dumps back to what was sent."""
+    payload = {"model": "m", "messages": messages, "temperature": temperature, "n": n}
+    assert validate_chat_completion(payload).model_dump(exclude_unset=True) == payload
