@@ -66,15 +66,17 @@ class ProblemDetailsMiddleware:
         if isinstance(openai_paths, str):
             raise TypeError("openai_paths must be a sequence of paths, not a single string")
         try:
-            self._openai_paths = PathFilter(openai_paths)
+            paths = PathFilter(openai_paths)
         except ValueError as exc:
             raise ValueError(f"openai_paths: {exc}") from None
+        # None without patterns: an app with no OpenAI routes pays one attribute test per request.
+        self._openai_paths = paths if paths else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self._openai_paths.matches(scope):
+        if self._openai_paths is not None and self._openai_paths.matches(scope):
             scope[ERROR_FORMAT_KEY] = OPENAI_FORMAT
 
         response_started = False
