@@ -5,11 +5,12 @@ before RBAC, budgets and the app. It reads ``Authorization`` and the API-key hea
 writes the :class:`~asgi_kit._asgi.principal.Principal` to ``scope["user"]`` and its
 credentials to ``scope["auth"]`` (``request.user`` in Starlette, FastAPI and Litestar).
 
-Answers it gives itself (``application/problem+json``):
+Answers it gives itself (``application/problem+json``, or OpenAI's error shape on the routes
+marked as OpenAI-compatible, through :func:`~asgi_kit.errors.write_problem_details`):
 
 - **401** no credentials (``WWW-Authenticate: Bearer realm="..."``) or bad ones (the same
-  plus ``error="invalid_token"``), with a body that is the same whatever the reason, so a
-  failure is no oracle;
+  plus ``error="invalid_token"``, and OpenAI's code ``invalid_api_key``), with a body that is
+  the same whatever the reason the credential was bad, so a failure is no oracle;
 - **400** ``error="invalid_request"``: two ``Authorization`` headers, two API-key headers,
   or both an ``Authorization`` header and an API-key header (never "first wins");
 - **503** the API-key store (or a never-loaded JWKS) could not be consulted.
@@ -37,8 +38,14 @@ from asgi_kit.auth.cache import VerifiedTokenCache
 from asgi_kit.auth.errors import CredentialStoreUnavailableError, InvalidAPIKeyError, InvalidTokenError
 from asgi_kit.auth.jwt import JWTManager
 from asgi_kit.auth.stores import APIKeyStore
-from asgi_kit.errors import BAD_REQUEST, SERVICE_UNAVAILABLE, UNAUTHORIZED, ProblemDetails
-from asgi_kit.errors.problem import render_problem, write_problem_details
+from asgi_kit.errors import (
+    BAD_REQUEST,
+    SERVICE_UNAVAILABLE,
+    UNAUTHORIZED,
+    ProblemDetails,
+    deny_websocket,
+    write_problem_details,
+)
 
 logger = logging.getLogger("asgi_kit.auth")
 
@@ -51,6 +58,10 @@ _UNAVAILABLE: Final = 3
 _AUTHORIZATION: Final = b"authorization"
 _REALM: Final = re.compile(r"[\x20-\x7e]{1,64}")
 _BAD_CREDENTIALS: Final = BAD_REQUEST.with_detail("Send exactly one credential, in one header")
+# OpenAI's code for a wrong key, so its clients say why; the same body for every bad credential.
+_INVALID_CREDENTIALS: Final = UNAUTHORIZED.with_detail(
+    "The credentials are invalid or expired"
+).with_extensions(code="invalid_api_key")
 
 # Who is calling, and the scope["auth"] that goes with it: both immutable, so a cached
 # token's pair is shared by all its requests (building Credentials was 7% of a cache hit).
@@ -119,7 +130,10 @@ class AuthMiddleware:
         challenge = f'Bearer realm="{realm}"'
         self._answers: dict[int, tuple[ProblemDetails, list[tuple[bytes, bytes]]]] = {
             _NO_CREDENTIALS: (UNAUTHORIZED, [(b"www-authenticate", challenge.encode())]),
-            _INVALID: (UNAUTHORIZED, [(b"www-authenticate", f'{challenge}, error="invalid_token"'.encode())]),
+            _INVALID: (
+                _INVALID_CREDENTIALS,
+                [(b"www-authenticate", f'{challenge}, error="invalid_token"'.encode())],
+            ),
             _BAD_REQUEST: (
                 _BAD_CREDENTIALS,
                 [(b"www-authenticate", f'{challenge}, error="invalid_request"'.encode())],
@@ -255,28 +269,6 @@ class AuthMiddleware:
             await write_problem_details(send, problem, headers, scope=scope)
             return
         await deny_websocket(scope, send, problem, headers)
-
-
-async def deny_websocket(
-    scope: Scope, send: Send, problem: ProblemDetails, headers: Sequence[tuple[bytes, bytes]]
-) -> None:
-    """Refuse a websocket handshake: an HTTP denial response if supported, else close 1008."""
-    if "websocket.http.response" in (scope.get("extensions") or {}):
-        body = render_problem(problem, scope)
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": problem.status,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode("ascii")),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
-        return
-    await send({"type": "websocket.close", "code": 1008})
 
 
 __all__ = ["AuthMiddleware", "deny_websocket"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -21,20 +20,10 @@ from asgi_kit.errors import BUDGET_EXCEEDED, SERVICE_UNAVAILABLE, write_problem_
 logger = logging.getLogger("asgi_kit.budget")
 
 _STORE_DOWN: Final = SERVICE_UNAVAILABLE.with_detail("The budget service is temporarily unavailable")
-_OPENAI_MESSAGE: Final = (
+# One problem for both formats: problem+json, or OpenAI's insufficient_quota error (its code).
+_EXCEEDED: Final = BUDGET_EXCEEDED.with_detail(
     "You exceeded your organization's monthly token budget. The budget resets at the start of next month."
 )
-_OPENAI_BODY: Final = json.dumps(
-    {
-        "error": {
-            "message": _OPENAI_MESSAGE,
-            "type": "insufficient_quota",
-            "param": None,
-            "code": "insufficient_quota",
-        }
-    },
-    separators=(",", ":"),
-).encode()
 _NO_RETRY: Final = (b"x-should-retry", b"false")
 _OUTAGE_LOG_INTERVAL: Final = 1.0
 
@@ -66,8 +55,10 @@ class BudgetMiddleware:
 
     The 429 carries ``x-should-retry: false`` and no ``Retry-After`` (OpenAI clients would
     otherwise retry a refusal that lasts until next month); with ``retry_after_period_end`` it
-    carries a ``Retry-After`` to the start of next month instead. On ``openai_error_format``
-    routes its body is OpenAI's ``insufficient_quota`` error instead of problem+json.
+    carries a ``Retry-After`` to the start of next month instead. On OpenAI-compatible routes
+    (marked by ``ProblemDetailsMiddleware(openai_paths=...)``, or named by ``openai_error_format``)
+    its body is OpenAI's ``insufficient_quota`` error instead of problem+json, rendered by
+    :func:`~asgi_kit.errors.write_problem_details` like every other error of the kit.
 
     When the store fails, the request gets a ``503`` problem with ``Retry-After`` (fail closed,
     the default) or passes unchecked (``fail_open=True``); either way the store's error text is
@@ -81,7 +72,8 @@ class BudgetMiddleware:
         cache_max_entries: organizations the cache holds at most.
         fail_open: let requests through when the store fails, instead of a 503.
         openai_error_format: ``True`` for OpenAI's error body on every route, or the paths
-            (``PathFilter`` patterns such as ``"/v1/*"``) of the OpenAI-compatible routes.
+            (``PathFilter`` patterns such as ``"/v1/*"``) of the OpenAI-compatible routes. Not
+            needed when ``ProblemDetailsMiddleware(openai_paths=...)`` marks the routes.
         retry_after_period_end: add ``Retry-After`` with the seconds until next month.
         unavailable_retry_after: ``Retry-After`` seconds of the 503 when the store gives no hint.
         exclude_paths: paths never checked.
@@ -197,18 +189,11 @@ class BudgetMiddleware:
         if self._retry_after_period_end:
             seconds = max(math.ceil((state.period_end - _utcnow()).total_seconds()), 1)
             headers.append((b"retry-after", str(seconds).encode("ascii")))
-        if self._openai_all or self._openai_paths.matches(scope):
-            body = b"" if scope.get("method") == "HEAD" else _OPENAI_BODY
-            start_headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(_OPENAI_BODY)).encode("ascii")),
-                (b"cache-control", b"no-store"),
-                *headers,
-            ]
-            await send({"type": "http.response.start", "status": 429, "headers": start_headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await write_problem_details(send, BUDGET_EXCEEDED, headers, scope=scope)
+        # openai_error_format forces OpenAI's shape on its paths; elsewhere the route's mark decides.
+        openai = self._openai_all or self._openai_paths.matches(scope)
+        await write_problem_details(
+            send, _EXCEEDED, headers, scope=scope, format="openai" if openai else None
+        )
 
     async def _unavailable(self, scope: Scope, send: Send, hint: object) -> None:
         if scope["type"] == "websocket":
@@ -217,7 +202,10 @@ class BudgetMiddleware:
         seconds = self._unavailable_retry_after
         if isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint) and hint >= 0:
             seconds = max(math.ceil(hint), 1)
-        await write_problem_details(send, _STORE_DOWN, {"retry-after": str(seconds)}, scope=scope)
+        openai = self._openai_all or self._openai_paths.matches(scope)
+        await write_problem_details(
+            send, _STORE_DOWN, {"retry-after": str(seconds)}, scope=scope, format="openai" if openai else None
+        )
 
 
 __all__ = ["BudgetMiddleware"]

@@ -107,10 +107,42 @@ def run(args: argparse.Namespace) -> int:
         port=config.port,
         workers=args.workers,
         log_level="warning",
+        log_config=log_config(config.log_level),
         access_log=False,
         lifespan="on",
     )
     return 0
+
+
+def log_config(level: str = "INFO") -> dict[str, Any]:
+    """The ``logging.config.dictConfig`` of a demo process: every line one JSON object.
+
+    uvicorn's own loggers (``uvicorn.error``, ``uvicorn.access``) and the root logger (the kit's
+    ``asgi_kit.*`` loggers and every library propagate to it) write through the kit's
+    :class:`~asgi_kit.logging.JsonLogFormatter`, so a server error, a warning or a traceback is a
+    JSON record (the traceback in its ``exc_info`` field), never plain text between the access-log
+    lines. uvicorn applies it in every worker.
+    """
+    from asgi_kit.demo.gateway import SERVICE
+
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "asgi_kit.logging.logger.JsonLogFormatter", "service": SERVICE}},
+        "handlers": {
+            "json": {
+                "class": "asgi_kit.logging.logger.JsonLinesHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["json"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["json"], "level": "INFO", "propagate": False},
+        },
+        "root": {"handlers": ["json"], "level": level},
+    }
 
 
 def banner(config: DemoConfig, workers: int) -> str:

@@ -35,7 +35,8 @@ from asgi_kit.stack import Stack
 
 SERVICE = "asgi-kit-demo"
 PUBLIC_PATHS = ("/livez", "/readyz", "/metrics", "/upstream/*")
-OPENAI_ROUTES = ("/v1/chat/completions", "/v1/embeddings", "/v1/models")
+#: Every error under /v1 (unknown paths too) is in OpenAI's shape, whichever layer answers it.
+OPENAI_PATHS = ("/v1/*",)
 
 
 def key_record(api_key: str, org_id: str, role: str = "org_user") -> APIKeyRecord:
@@ -143,7 +144,7 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
         .use(
             MetricsMiddleware, metrics=metrics, exclude_paths=["/metrics", "/livez", "/readyz", "/upstream/*"]
         )
-        .use(ProblemDetailsMiddleware, reraise=False)
+        .use(ProblemDetailsMiddleware, reraise=False, openai_paths=OPENAI_PATHS)
         .use(SecurityHeadersMiddleware)
         .use(BodyLimitMiddleware, max_body_size=1 << 20)
         .use(AuthMiddleware, api_keys=APIKeyVerifier(resources.api_keys), exclude_paths=PUBLIC_PATHS)
@@ -151,7 +152,6 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
             BudgetMiddleware,
             store=resources.budgets,
             cache_ttl=config.budget_cache_ttl,
-            openai_error_format=OPENAI_ROUTES,
             exclude_paths=PUBLIC_PATHS,
         )
     )
@@ -160,7 +160,9 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
 
 def app_from_env() -> ASGIApp:
     """The uvicorn factory each worker calls (``asgi_kit.demo.gateway:app_from_env``)."""
+    # Python warnings go through logging (and so out as JSON lines), not as plain text on stderr.
+    logging.captureWarnings(True)
     return build_gateway(DemoConfig.from_env())
 
 
-__all__ = ["Resources", "app_from_env", "build_gateway", "key_record"]
+__all__ = ["OPENAI_PATHS", "Resources", "app_from_env", "build_gateway", "key_record"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any, Final, cast
@@ -18,61 +19,60 @@ from asgi_kit._asgi.principal import Principal, get_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.budget import BudgetStore
 from asgi_kit.errors import (
-    BAD_REQUEST,
-    PAYLOAD_TOO_LARGE,
     UNAUTHORIZED,
     ProblemDetails,
+    ProblemError,
     new_problem_details,
     write_problem_details,
 )
-from asgi_kit.httpclient import APIError, APIStatusError, OpenAIClient
+from asgi_kit.httpclient import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    OpenAIClient,
+)
 from asgi_kit.models import Usage
+from asgi_kit.validation import (
+    DEFAULT_LIMITS,
+    RequestLimits,
+    read_json_body,
+    validate_chat_completion,
+    validate_embeddings,
+)
 
 MAX_REQUEST_BYTES: Final = 1 << 20
 JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 SSE_HEADERS: Final = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 UPSTREAM_FAILED: Final = new_problem_details(502, "Bad Gateway", "The upstream model provider failed")
+UPSTREAM_TIMEOUT: Final = new_problem_details(
+    504, "Gateway Timeout", "The upstream model provider did not answer in time"
+)
+UPSTREAM_BUSY: Final = new_problem_details(
+    503, "Service Unavailable", "The upstream model provider is out of capacity; try again later"
+)
+MODEL_NOT_FOUND: Final = new_problem_details(
+    404,
+    "Not Found",
+    "The model does not exist or you do not have access to it.",
+    code="model_not_found",
+    param="model",
+)
+# An upstream's code or param is passed on only when it looks like one: never its text.
+_SAFE_CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_SAFE_PARAM: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]]{0,127}")
 
 logger = logging.getLogger("asgi_kit.demo")
 
 ClientFactory = Callable[[], OpenAIClient]
 
 
-class _BadRequest(Exception):
-    def __init__(self, problem: ProblemDetails) -> None:
-        super().__init__(problem.title)
-        self.problem = problem
+async def read_json(receive: Receive) -> Any:
+    """The request body as JSON, bounded in size (:data:`MAX_REQUEST_BYTES`), depth and numbers.
 
-
-async def read_json(receive: Receive) -> dict[str, Any]:
-    """The request body as a JSON object, bounded by :data:`MAX_REQUEST_BYTES`."""
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _BadRequest(BAD_REQUEST.with_detail("client disconnected"))
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise _BadRequest(PAYLOAD_TOO_LARGE)
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    try:
-        payload = json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
-        raise _BadRequest(BAD_REQUEST.with_detail("the body must be a JSON object")) from None
-    if not isinstance(payload, dict):
-        raise _BadRequest(BAD_REQUEST.with_detail("the body must be a JSON object"))
-    return payload
-
-
-def _require(payload: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = payload.get(name)
-    if not isinstance(value, kind) or (isinstance(value, str | list) and not value):
-        raise _BadRequest(BAD_REQUEST.with_detail(f"'{name}' is required").with_extensions(param=name))
-    return value
+    Raises :class:`~asgi_kit.errors.ProblemError` (400 or 413) for a body that is not acceptable.
+    """
+    return await read_json_body(receive, max_bytes=MAX_REQUEST_BYTES)
 
 
 async def send_json(send: Send, status: int, body: bytes) -> None:
@@ -82,20 +82,40 @@ async def send_json(send: Send, status: int, body: bytes) -> None:
 
 
 def _upstream_problem(exc: APIError) -> ProblemDetails:
-    # Never forward the upstream's body: it may hold another tenant's data or our upstream key hints.
-    if isinstance(exc, APIStatusError) and 400 <= exc.status_code < 500 and exc.status_code not in (401, 403):
+    """The gateway's answer to a failed upstream call (never the upstream's body: it may hold another
+    tenant's data, or hints about the gateway's own upstream key)."""
+    if isinstance(exc, APITimeoutError):
+        return UPSTREAM_TIMEOUT
+    if isinstance(exc, APIConnectionError) or not isinstance(exc, APIStatusError):
+        return UPSTREAM_FAILED
+    status, code = exc.status_code, exc.code if isinstance(exc.code, str) else None
+    if status == 404 and code == "model_not_found":
+        return MODEL_NOT_FOUND
+    if status == 429:
+        # The gateway's own account is rate limited or out of credit: not the caller's quota.
+        return UPSTREAM_BUSY
+    if 400 <= status < 500 and status not in (401, 403):
+        members: dict[str, str] = {}
+        if code and _SAFE_CODE.fullmatch(code):
+            members["code"] = code
+        if isinstance(exc.param, str) and _SAFE_PARAM.fullmatch(exc.param):
+            members["param"] = exc.param
         return new_problem_details(
-            exc.status_code, detail=f"upstream rejected the request ({exc.status_code})"
+            status, detail=f"The upstream model provider rejected the request ({status}).", **members
         )
+    # 401/403 (the gateway's upstream key) and 5xx: the provider failed, not the caller.
     return UPSTREAM_FAILED
 
 
 class Gateway:
     """The OpenAI-compatible endpoints, bound to one upstream client and one budget store."""
 
-    def __init__(self, client: ClientFactory, budgets: BudgetStore) -> None:
+    def __init__(
+        self, client: ClientFactory, budgets: BudgetStore, *, limits: RequestLimits = DEFAULT_LIMITS
+    ) -> None:
         self._client = client
         self._budgets = budgets
+        self._limits = limits
 
     async def _record(self, principal: Principal, model: str, usage: Any) -> None:
         if usage is None or principal.org_id is None:
@@ -125,11 +145,22 @@ class Gateway:
             try:
                 payload = await read_json(receive) if body else {}
                 await handler(principal, payload, scope, send)
-            except _BadRequest as exc:
-                await write_problem_details(send, exc.problem, scope=scope)
+            except ProblemError as exc:
+                # Refused at the door (bad body, bad parameter): nothing was sent upstream.
+                await write_problem_details(send, exc.problem, exc.headers, scope=scope)
             except APIError as exc:
-                logger.warning("upstream call failed: %s", type(exc).__name__)
-                await write_problem_details(send, _upstream_problem(exc), scope=scope)
+                problem = _upstream_problem(exc)
+                logger.warning(
+                    "upstream call failed",
+                    extra={
+                        "error_type": type(exc).__name__,
+                        "upstream_status": getattr(exc, "status_code", None),
+                        "upstream_code": exc.code if isinstance(exc.code, str) else None,
+                        "upstream_request_id": exc.request_id,
+                        "answered_status": problem.status,
+                    },
+                )
+                await write_problem_details(send, problem, scope=scope)
 
         return app
 
@@ -142,16 +173,16 @@ class Gateway:
     async def embeddings(
         self, principal: Principal, payload: dict[str, Any], scope: Scope, send: Send
     ) -> None:
-        model = _require(payload, "model", str)
-        text = _require(payload, "input", (str, list))
+        payload = validate_embeddings(payload, self._limits).model_dump(exclude_unset=True)
+        model, text = payload["model"], payload["input"]
         params = {k: v for k, v in payload.items() if k not in ("model", "input")}
         result = await self._client().embeddings(model=model, input=text, **params)
         await self._record(principal, model, result.usage)
         await send_json(send, 200, result.model_dump_json().encode())
 
     async def chat(self, principal: Principal, payload: dict[str, Any], scope: Scope, send: Send) -> None:
-        model = _require(payload, "model", str)
-        messages = _require(payload, "messages", list)
+        payload = validate_chat_completion(payload, self._limits).model_dump(exclude_unset=True)
+        model, messages = payload["model"], payload["messages"]
         params = {
             k: v for k, v in payload.items() if k not in ("model", "messages", "stream", "stream_options")
         }
@@ -205,4 +236,4 @@ class Gateway:
         await self._record(principal, model, usage)
 
 
-__all__ = ["Gateway", "read_json", "send_json"]
+__all__ = ["MODEL_NOT_FOUND", "Gateway", "read_json", "send_json"]

@@ -1,6 +1,8 @@
-"""RFC 9457 problem details (``application/problem+json``) for every error the kit renders."""
+"""RFC 9457 problem details (``application/problem+json``) for every error the kit renders,
+in OpenAI's ``{"error": {...}}`` shape on the routes marked as OpenAI-compatible."""
 
 from asgi_kit.errors.middleware import ProblemDetailsMiddleware
+from asgi_kit.errors.openai import ERROR_FORMAT_KEY, OPENAI_ERROR_TYPES, error_format, mark_openai
 from asgi_kit.errors.problem import (
     BAD_REQUEST,
     BUDGET_EXCEEDED,
@@ -17,8 +19,10 @@ from asgi_kit.errors.problem import (
     UNPROCESSABLE_CONTENT,
     ProblemDetails,
     ProblemError,
+    deny_websocket,
     new_problem_details,
     problem_response,
+    render_error,
     render_problem,
     write_problem_details,
 )
@@ -26,11 +30,13 @@ from asgi_kit.errors.problem import (
 __all__ = [
     "BAD_REQUEST",
     "BUDGET_EXCEEDED",
+    "ERROR_FORMAT_KEY",
     "FORBIDDEN",
     "GATEWAY_TIMEOUT",
     "INTERNAL_SERVER_ERROR",
     "METHOD_NOT_ALLOWED",
     "NOT_FOUND",
+    "OPENAI_ERROR_TYPES",
     "PAYLOAD_TOO_LARGE",
     "PROBLEM_CONTENT_TYPE",
     "SERVICE_UNAVAILABLE",
@@ -40,8 +46,12 @@ __all__ = [
     "ProblemDetails",
     "ProblemDetailsMiddleware",
     "ProblemError",
+    "deny_websocket",
+    "error_format",
+    "mark_openai",
     "new_problem_details",
     "problem_response",
+    "render_error",
     "render_problem",
     "write_problem_details",
 ]

@@ -7,6 +7,10 @@ path or DSN, logged once with the request id, then re-raised so servers and test
 still see it (Starlette's ``ServerErrorMiddleware`` does the same). After the response
 started nothing can be rendered: the error is logged and re-raised, and the server ends
 the connection — never a second ``http.response.start``.
+
+With ``openai_paths`` it also marks the OpenAI-compatible routes in the scope
+(:data:`~asgi_kit.errors.openai.ERROR_FORMAT_KEY`), so every error rendered inside it, by any
+layer, takes OpenAI's ``{"error": {...}}`` shape there.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
 from asgi_kit._asgi.context import get_request_id, scope_request_id
+from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_kit.errors.openai import ERROR_FORMAT_KEY, OPENAI_FORMAT
 from asgi_kit.errors.problem import INTERNAL_SERVER_ERROR, ProblemDetails, ProblemError, write_problem_details
 
 logger = logging.getLogger("asgi_kit.errors")
@@ -35,6 +41,9 @@ class ProblemDetailsMiddleware:
             after its 500). An exception in the middle of a body is always re-raised: the
             server must cut the connection, or the client would take a truncated body for whole.
         logger: where unexpected exceptions are logged (``asgi_kit.errors`` by default).
+        openai_paths: the OpenAI-compatible routes (``PathFilter`` patterns such as ``"/v1/*"``):
+            every error answered on them, by this layer or any layer inside it, is rendered in
+            OpenAI's shape. Place this layer outside every layer that answers errors.
     """
 
     def __init__(
@@ -44,6 +53,7 @@ class ProblemDetailsMiddleware:
         debug: bool = False,
         reraise: bool = True,
         logger: logging.Logger | None = None,
+        openai_paths: Sequence[str] = (),
     ) -> None:
         if not isinstance(debug, bool):
             raise TypeError("debug must be a bool")
@@ -53,11 +63,21 @@ class ProblemDetailsMiddleware:
         self._debug = debug
         self._reraise = reraise
         self._logger = logger or globals()["logger"]
+        if isinstance(openai_paths, str):
+            raise TypeError("openai_paths must be a sequence of paths, not a single string")
+        try:
+            paths = PathFilter(openai_paths)
+        except ValueError as exc:
+            raise ValueError(f"openai_paths: {exc}") from None
+        # None without patterns: an app with no OpenAI routes pays one attribute test per request.
+        self._openai_paths = paths if paths else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._openai_paths is not None and self._openai_paths.matches(scope):
+            scope[ERROR_FORMAT_KEY] = OPENAI_FORMAT
 
         response_started = False
         response_complete = False

@@ -1,7 +1,10 @@
-"""RFC 9457 problem details: the one error shape every layer of the kit renders.
+"""RFC 9457 problem details: the one error type every layer of the kit renders.
 
 Each layer that rejects a request calls :func:`write_problem_details` itself, so every
-layer works alone; there is no shared error middleware a layer depends on.
+layer works alone; there is no shared error middleware a layer depends on. The body is
+``application/problem+json``, or OpenAI's ``{"error": {...}}`` on the routes marked as
+OpenAI-compatible (see :mod:`asgi_kit.errors.openai`): the choice is made here, once, for
+every layer.
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from asgi_kit._asgi.context import get_request_id, get_trace_ids, scope_request_id
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit.errors.openai import (
+    OPENAI_CONTENT_TYPE,
+    ErrorFormat,
+    encode_openai_error,
+    error_format,
+    openai_error,
+)
 
 PROBLEM_CONTENT_TYPE: Final = b"application/problem+json"
 STANDARD_MEMBERS: Final = frozenset({"type", "title", "status", "detail", "instance"})
@@ -110,7 +120,10 @@ METHOD_NOT_ALLOWED: Final = new_problem_details(405, "Method Not Allowed")
 PAYLOAD_TOO_LARGE: Final = new_problem_details(413, "Payload Too Large", "The request body is too large")
 UNPROCESSABLE_CONTENT: Final = new_problem_details(422, "Unprocessable Content")
 TOO_MANY_REQUESTS: Final = new_problem_details(429, "Too Many Requests")
-BUDGET_EXCEEDED: Final = new_problem_details(429, "Budget Exceeded", "Organization token budget exceeded")
+# code: OpenAI's, so the official client reads an out-of-budget 429 as out of credit (never retried)
+BUDGET_EXCEEDED: Final = new_problem_details(
+    429, "Budget Exceeded", "Organization token budget exceeded", code="insufficient_quota"
+)
 INTERNAL_SERVER_ERROR: Final = new_problem_details(
     500, "Internal Server Error", "An unexpected error occurred"
 )
@@ -144,7 +157,7 @@ def _encode_headers(headers: HeaderItems | None) -> list[tuple[bytes, bytes]]:
 
 
 def render_problem(problem: ProblemDetails, scope: Scope | None = None) -> bytes:
-    """Serialise with the request id (and trace id when traced) as extension members."""
+    """Serialise as problem+json, with the request id (and trace id when traced) as extension members."""
     body = problem.to_dict()
     request_id = get_request_id() or (scope_request_id(scope) if scope is not None else None)
     if request_id and "request_id" not in body:
@@ -155,21 +168,41 @@ def render_problem(problem: ProblemDetails, scope: Scope | None = None) -> bytes
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
+def render_error(
+    problem: ProblemDetails, scope: Scope | None = None, *, format: ErrorFormat | None = None
+) -> tuple[bytes, bytes]:
+    """``(content_type, body)`` of ``problem`` in the format of the request.
+
+    ``format`` ``None`` follows the mark on ``scope`` (:func:`asgi_kit.errors.openai.error_format`);
+    ``"openai"`` or ``"problem"`` force one. On OpenAI routes the request id travels in the
+    ``X-Request-ID`` response header, as OpenAI's own does, and the error object keeps exactly
+    OpenAI's four members.
+    """
+    if (format or error_format(scope)) == "openai":
+        error = openai_error(problem.status, problem.title, problem.detail, problem.extensions)
+        return OPENAI_CONTENT_TYPE, encode_openai_error(error)
+    return PROBLEM_CONTENT_TYPE, render_problem(problem, scope)
+
+
 async def write_problem_details(
     send: Send,
     problem: ProblemDetails,
     headers: HeaderItems | None = None,
     *,
     scope: Scope | None = None,
+    format: ErrorFormat | None = None,
 ) -> None:
-    """Send ``problem`` as a complete ``application/problem+json`` response.
+    """Send ``problem`` as a complete response: problem+json, or OpenAI's shape on OpenAI routes.
 
-    Pass ``scope`` so a ``HEAD`` request gets the headers without a body and the request id
-    is found even outside the contextvar.
+    Pass ``scope`` so the route's error format is followed, a ``HEAD`` request gets the headers
+    without a body, and the request id is found even outside the contextvar. ``format`` forces
+    a format whatever the scope says. The response is ``Content-Length``-framed and carries
+    ``Cache-Control: no-store`` and ``headers`` (``WWW-Authenticate``, ``Retry-After`` ...);
+    ``Content-Type`` and ``Content-Length`` in ``headers`` are ignored.
     """
-    body = render_problem(problem, scope)
+    content_type, body = render_error(problem, scope, format=format)
     raw_headers = [
-        (b"content-type", PROBLEM_CONTENT_TYPE),
+        (b"content-type", content_type),
         (b"content-length", str(len(body)).encode("ascii")),
         (b"cache-control", b"no-store"),
     ]
@@ -181,6 +214,25 @@ async def write_problem_details(
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     else:
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def deny_websocket(
+    scope: Scope, send: Send, problem: ProblemDetails, headers: HeaderItems | None = None
+) -> None:
+    """Refuse a websocket handshake: an HTTP denial response if supported, else close 1008."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        content_type, body = render_error(problem, scope)
+        start_headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode("ascii")),
+            *(h for h in _encode_headers(headers) if h[0] not in (b"content-type", b"content-length")),
+        ]
+        await send(
+            {"type": "websocket.http.response.start", "status": problem.status, "headers": start_headers}
+        )
+        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+        return
+    await send({"type": "websocket.close", "code": 1008})
 
 
 def problem_response(problem: ProblemDetails, headers: HeaderItems | None = None) -> ASGIApp:
@@ -213,8 +265,10 @@ __all__ = [
     "UNPROCESSABLE_CONTENT",
     "ProblemDetails",
     "ProblemError",
+    "deny_websocket",
     "new_problem_details",
     "problem_response",
+    "render_error",
     "render_problem",
     "write_problem_details",
 ]

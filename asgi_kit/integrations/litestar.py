@@ -20,9 +20,8 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from asgi_kit.errors import ProblemDetails, ProblemError, render_problem
+from asgi_kit.errors import ProblemDetails, ProblemError, render_error
 from asgi_kit.integrations._problems import (
-    PROBLEM_MEDIA_TYPE,
     framework_missing,
     header_pairs,
     http_problem,
@@ -45,13 +44,15 @@ _GENERATED_DETAIL = "Validation failed for "
 def problem_response(
     problem: ProblemDetails, request: LitestarRequest, headers: list[tuple[str, str]] | None = None
 ) -> Response[bytes]:
-    """A Litestar ``Response`` holding ``problem`` as ``application/problem+json``."""
+    """A Litestar ``Response`` holding ``problem`` as ``application/problem+json`` (OpenAI's error
+    shape on routes marked as OpenAI-compatible)."""
     merged = {"cache-control": "no-store"}
     merged.update(headers or ())
+    content_type, body = render_error(problem, request.scope)  # type: ignore[arg-type]
     return Response(
-        content=render_problem(problem, request.scope),  # type: ignore[arg-type]
+        content=body,
         status_code=problem.status,
-        media_type=PROBLEM_MEDIA_TYPE,
+        media_type=content_type.decode("ascii"),
         headers=merged,
     )
 

@@ -21,9 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from asgi_kit.errors import ProblemDetails, ProblemError, render_problem
+from asgi_kit.errors import ProblemDetails, ProblemError, render_error
 from asgi_kit.integrations._problems import (
-    PROBLEM_MEDIA_TYPE,
     framework_missing,
     header_pairs,
     http_problem,
@@ -46,12 +45,10 @@ except ImportError as exc:  # tested with the framework hidden from sys.modules
 def problem_response(
     problem: ProblemDetails, connection: HTTPConnection, headers: list[tuple[str, str]] | None = None
 ) -> Response:
-    """A Starlette ``Response`` holding ``problem`` as ``application/problem+json``."""
-    response = Response(
-        content=render_problem(problem, connection.scope),
-        status_code=problem.status,
-        media_type=PROBLEM_MEDIA_TYPE,
-    )
+    """A Starlette ``Response`` holding ``problem`` as ``application/problem+json`` (OpenAI's error
+    shape on routes marked as OpenAI-compatible)."""
+    content_type, body = render_error(problem, connection.scope)
+    response = Response(content=body, status_code=problem.status, media_type=content_type.decode("ascii"))
     response.raw_headers.append((b"cache-control", b"no-store"))
     # raw_headers keeps duplicates (two WWW-Authenticate challenges, say); a dict would not.
     response.raw_headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers or ())

@@ -2,7 +2,8 @@
 
 Place it inside ``AuthMiddleware`` (which sets the principal), around the app or a mounted
 sub-app. It reads ``scope["user"]`` through :func:`asgi_kit._asgi.principal.get_principal`
-(never request headers) and writes nothing. Answers, as ``application/problem+json``:
+(never request headers) and writes nothing. Answers, as ``application/problem+json`` (OpenAI's
+error shape on the routes marked as OpenAI-compatible):
 
 - **401** (``WWW-Authenticate: Bearer realm="..."``) when there is no principal;
 - **403** (``WWW-Authenticate: Bearer realm="...", error="insufficient_scope", scope="<perm>"``)
@@ -16,13 +17,12 @@ Websocket handshakes get the same decision (a denial response, or close 1008 bef
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Final
 
 from asgi_kit._asgi.principal import Principal, get_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
-from asgi_kit.errors import FORBIDDEN, UNAUTHORIZED, ProblemDetails
-from asgi_kit.errors.problem import render_problem, write_problem_details
+from asgi_kit.errors import FORBIDDEN, UNAUTHORIZED, ProblemDetails, deny_websocket, write_problem_details
 from asgi_kit.rbac.roles import DEFAULT_POLICY, Policy
 
 _PERMISSION: Final = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
@@ -100,7 +100,7 @@ class RequirePermission:
         if kind == "http":
             await write_problem_details(send, problem, headers, scope=scope)
         else:
-            await _deny_websocket(scope, send, problem, headers)
+            await deny_websocket(scope, send, problem, headers)
 
 
 def require_permission(permission: str, *, policy: Policy = DEFAULT_POLICY) -> Callable[[ASGIApp], ASGIApp]:
@@ -118,24 +118,6 @@ def _check_options(permission: object, policy: object) -> None:
         raise ValueError("permission must be a permission name like 'use_models'")
     if not isinstance(policy, Policy):
         raise TypeError("policy must be a Policy")
-
-
-async def _deny_websocket(
-    scope: Scope, send: Send, problem: ProblemDetails, headers: Sequence[tuple[bytes, bytes]]
-) -> None:
-    if "websocket.http.response" in (scope.get("extensions") or {}):
-        body = render_problem(problem, scope)
-        start_headers = [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode("ascii")),
-            *headers,
-        ]
-        await send(
-            {"type": "websocket.http.response.start", "status": problem.status, "headers": start_headers}
-        )
-        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
-        return
-    await send({"type": "websocket.close", "code": 1008})
 
 
 __all__ = ["RequirePermission", "is_allowed", "require_permission"]

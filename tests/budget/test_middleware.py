@@ -100,10 +100,12 @@ async def test_over_budget_is_429_problem_and_non_retryable() -> None:
     assert send.header("x-should-retry") == "false"
     assert send.header("retry-after") is None
     body = send.json()
-    assert (body["title"], body["status"], body["detail"]) == (
+    # One message in both formats (problem+json here, OpenAI's error on OpenAI routes).
+    assert (body["title"], body["status"], body["detail"], body["code"]) == (
         "Budget Exceeded",
         429,
-        "Organization token budget exceeded",
+        OPENAI_ERROR["error"]["message"],
+        "insufficient_quota",
     )
 
 

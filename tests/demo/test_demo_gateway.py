@@ -89,8 +89,8 @@ async def test_budget_exhaustion_is_insufficient_quota_without_retry() -> None:
         assert len(rejected) == 1, "the client retried a non-retryable 429"
 
 
-async def test_health_metrics_and_problem_shape() -> None:
-    """Liveness, readiness and metrics are public; unknown paths and bad bodies get problems."""
+async def test_health_metrics_and_error_shapes() -> None:
+    """Health and metrics are public; errors under /v1 are OpenAI's, elsewhere problem+json."""
     config, server, _ = run_gateway()
     with server as served:
         async with httpx.AsyncClient(base_url=served.url) as http:
@@ -99,23 +99,29 @@ async def test_health_metrics_and_problem_shape() -> None:
             auth = {"Authorization": f"Bearer {config.api_key}"}
             bad = await http.post("/v1/chat/completions", headers=auth, content=b"{not json")
             assert bad.status_code == 400
-            assert bad.headers["content-type"] == "application/problem+json"
+            assert bad.headers["content-type"] == "application/json"
+            assert bad.json()["error"]["type"] == "invalid_request_error"
             missing = await http.post(
                 "/v1/chat/completions", headers=auth, json={"model": "fake-gpt-4o-mini"}
             )
-            assert missing.status_code == 400 and missing.json()["param"] == "messages"
+            assert missing.status_code == 400 and missing.json()["error"]["param"] == "messages"
             wrong_method = await http.get("/v1/chat/completions", headers=auth)
             assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["allow"]
+            assert wrong_method.json()["error"]["type"] == "invalid_request_error"
             unknown = await http.get("/v1/nothing", headers=auth)
-            assert (
-                unknown.status_code == 404 and unknown.json()["request_id"] == unknown.headers["x-request-id"]
-            )
+            assert unknown.status_code == 404 and unknown.json()["error"]["code"] is None
+            assert unknown.headers["x-request-id"]
+            elsewhere = await http.get("/nothing", headers=auth)
+            assert elsewhere.status_code == 404
+            assert elsewhere.headers["content-type"] == "application/problem+json"
+            assert elsewhere.json()["request_id"] == elsewhere.headers["x-request-id"]
             upstream_error = await http.post(
                 "/v1/chat/completions",
                 headers=auth,
                 json={"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]},
             )
             assert upstream_error.status_code == 404
+            assert upstream_error.json()["error"]["code"] == "model_not_found"
             assert "no-such-model" not in upstream_error.text
             metrics = (await http.get("/metrics")).text
             assert 'route="/v1/chat/completions"' in metrics
