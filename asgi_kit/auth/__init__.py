@@ -46,6 +46,8 @@ from asgi_kit.auth.jwks import JWKSKeySet
 from asgi_kit.auth.jwt import Claims, JWTConfig, JWTManager, ProviderProfile, TokenPair
 from asgi_kit.auth.middleware import AuthMiddleware
 from asgi_kit.auth.stores import (
+    APIKeyEventSource,
+    APIKeyInvalidator,
     APIKeyRecord,
     APIKeyStore,
     InMemoryAPIKeyStore,
@@ -54,6 +56,8 @@ from asgi_kit.auth.stores import (
 )
 
 __all__ = [
+    "APIKeyEventSource",
+    "APIKeyInvalidator",
     "APIKeyRecord",
     "APIKeyStore",
     "APIKeyVerifier",

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
 import time
@@ -31,7 +32,8 @@ from datetime import UTC, datetime
 from typing import Final
 
 from asgi_kit.auth.errors import CredentialStoreUnavailableError, InvalidAPIKeyError
-from asgi_kit.auth.stores import APIKeyRecord, APIKeyStore
+from asgi_kit.auth.keycache import APIKeyRecordCache
+from asgi_kit.auth.stores import APIKeyEventSource, APIKeyRecord, APIKeyStore
 
 logger = logging.getLogger("asgi_kit.auth")
 
@@ -87,6 +89,22 @@ class ParsedAPIKey:
     secret: str = field(repr=False)
 
 
+def _match_key(raw: bytes, prefix: bytes | None, environment: bytes | None) -> re.Match[bytes]:
+    """The regex match of a well-formed key with a good checksum (groups: prefix, env, id, secret, sum)."""
+    if len(raw) > MAX_API_KEY_LENGTH:
+        raise InvalidAPIKeyError("malformed API key")
+    match = _KEY.fullmatch(raw)
+    if match is None:
+        raise InvalidAPIKeyError("malformed API key")
+    if not hmac.compare_digest(_checksum(raw[: match.start(5)]).encode("ascii"), match.group(5)):
+        raise InvalidAPIKeyError("API key checksum mismatch")
+    if prefix is not None and match.group(1) != prefix:
+        raise InvalidAPIKeyError("wrong API key prefix")
+    if environment is not None and match.group(2) != environment:
+        raise InvalidAPIKeyError("wrong API key environment")
+    return match
+
+
 def parse_api_key(
     key: str | bytes, *, prefix: str | None = None, environment: str | None = None
 ) -> ParsedAPIKey:
@@ -96,19 +114,12 @@ def parse_api_key(
         InvalidAPIKeyError: malformed, wrong prefix or environment, or checksum mismatch.
     """
     raw = key.encode("ascii", "replace") if isinstance(key, str) else key
-    if len(raw) > MAX_API_KEY_LENGTH:
-        raise InvalidAPIKeyError("malformed API key")
-    match = _KEY.fullmatch(raw)
-    if match is None:
-        raise InvalidAPIKeyError("malformed API key")
-    if not hmac.compare_digest(_checksum(raw[: match.start(5)]).encode("ascii"), match.group(5)):
-        raise InvalidAPIKeyError("API key checksum mismatch")
-    parsed = ParsedAPIKey(*(part.decode("ascii") for part in match.group(1, 2, 3, 4)))
-    if prefix is not None and parsed.prefix != prefix:
-        raise InvalidAPIKeyError("wrong API key prefix")
-    if environment is not None and parsed.environment != environment:
-        raise InvalidAPIKeyError("wrong API key environment")
-    return parsed
+    match = _match_key(
+        raw,
+        None if prefix is None else prefix.encode("ascii", "replace"),
+        None if environment is None else environment.encode("ascii", "replace"),
+    )
+    return ParsedAPIKey(*(part.decode("ascii") for part in match.group(1, 2, 3, 4)))
 
 
 def _as_bytes(value: str | bytes) -> bytes:
@@ -128,8 +139,24 @@ def validate_api_key(key: str | bytes, key_hash: str, *, pepper: str | bytes | N
     return hmac.compare_digest(computed, key_hash.encode("utf-8", "replace"))
 
 
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0 (0 disables)")
+    return float(value)
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0 (0 disables)")
+    return value
+
+
 class APIKeyVerifier:
-    """Check a presented key against an :class:`APIKeyStore`.
+    """Check a presented key against an :class:`APIKeyStore`, remembering what the store said.
 
     Args:
         store: where records are looked up by key id.
@@ -138,9 +165,20 @@ class APIKeyVerifier:
         peppers: pepper by version, for records with ``pepper_version >= 1``.
         last_used_interval: at most one ``touch_last_used`` per key per this many seconds;
             it runs in the background and its failure never fails a request.
-        clock: seconds since the epoch (injectable).
+        clock: seconds since the epoch (injectable): expiry, revocation and cache TTLs.
+        cache_size: key records kept in memory at most (0 disables the record cache).
+        cache_ttl: seconds a record is kept (0 disables); the safety net behind a change feed
+            (:meth:`invalidate`, ``asgi_kit.database.APIKeyEventListener``).
+        negative_cache_size: unknown key ids remembered at most (0 disables).
+        negative_ttl: seconds an unknown key id is remembered (0 disables).
 
-    ``lookups_skipped`` counts keys refused without touching the store.
+    A cache hit costs no store query, and the presented key is still compared with the
+    record's hash (constant time), its expiry and its revocation, every time. Concurrent
+    misses of one key id share one query. When the store fails, cached keys keep working
+    until their TTL and other keys get :class:`CredentialStoreUnavailableError` (a 503).
+
+    ``lookups_skipped`` counts keys refused without touching the store; ``store_lookups``
+    counts the store queries made.
     """
 
     def __init__(
@@ -152,6 +190,10 @@ class APIKeyVerifier:
         peppers: Mapping[int, str | bytes] | None = None,
         last_used_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
+        cache_size: int = 10_000,
+        cache_ttl: float = 300.0,
+        negative_cache_size: int = 10_000,
+        negative_ttl: float = 5.0,
     ) -> None:
         if not isinstance(store, APIKeyStore):
             raise TypeError("store must implement APIKeyStore (get_api_key, touch_last_used)")
@@ -167,16 +209,44 @@ class APIKeyVerifier:
             self._peppers[version] = _as_bytes(pepper)
         if not isinstance(last_used_interval, int | float) or last_used_interval < 0:
             raise ValueError("last_used_interval must be a number of seconds >= 0")
+        if not callable(clock):
+            raise TypeError("clock must be a callable returning seconds since the epoch")
         self._interval = float(last_used_interval)
         self._clock = clock
         self._prefix_bytes = prefix.encode("ascii") + b"_"
+        self._prefix_label = prefix.encode("ascii")
+        self._environment_label = None if environment is None else environment.encode("ascii")
+        self._cache = APIKeyRecordCache(
+            store.get_api_key,
+            size=_count("cache_size", cache_size),
+            ttl=_seconds("cache_ttl", cache_ttl),
+            negative_size=_count("negative_cache_size", negative_cache_size),
+            negative_ttl=_seconds("negative_ttl", negative_ttl),
+            clock=clock,
+        )
+        self._records = self._cache.records
         self._last_touch: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.lookups_skipped = 0
+        if isinstance(store, APIKeyEventSource):
+            store.subscribe(self)  # a store that reports its own changes keeps the cache exact
 
     def __repr__(self) -> str:
         versions = sorted(self._peppers)
         return f"APIKeyVerifier(prefix={self.prefix!r}, environment={self.environment!r}, peppers={versions})"
+
+    @property
+    def store_lookups(self) -> int:
+        """Store queries made so far (a cache hit, a joined miss or a refused format makes none)."""
+        return self._cache.lookups
+
+    def invalidate(self, key_id: str) -> None:
+        """Forget what is cached about ``key_id``: its next request asks the store."""
+        self._cache.invalidate(key_id)
+
+    def invalidate_all(self) -> None:
+        """Forget every cached key (changes may have been missed): each asks the store again."""
+        self._cache.invalidate_all()
 
     def looks_like_key(self, value: bytes) -> bool:
         """Whether a bearer credential is meant as one of our API keys (by its prefix)."""
@@ -190,25 +260,27 @@ class APIKeyVerifier:
             CredentialStoreUnavailableError: the store raised (the caller answers 503).
         """
         try:
-            parsed = parse_api_key(key, prefix=self.prefix, environment=self.environment)
+            key_id = _match_key(key, self._prefix_label, self._environment_label).group(3)
         except InvalidAPIKeyError:
             self.lookups_skipped += 1
             raise
-        try:
-            record = await self.store.get_api_key(parsed.key_id)
-        except Exception as exc:
-            logger.warning("API key store unavailable (%s)", type(exc).__name__)
-            raise CredentialStoreUnavailableError("API key store unavailable") from exc
-        if record is None or record.key_id != parsed.key_id:
-            hmac.compare_digest(hash_api_key(key).encode("ascii"), _DUMMY_HASH)
-            raise InvalidAPIKeyError("invalid API key")
+        record = self._records.get(key_id)  # a hit: no store query
+        if record is None:
+            try:
+                record = await self._cache.load(key_id)
+            except Exception as exc:
+                logger.warning("API key store unavailable (%s)", type(exc).__name__)
+                raise CredentialStoreUnavailableError("API key store unavailable") from exc
+            if record is None or record.key_id.encode("ascii", "replace") != key_id:
+                hmac.compare_digest(hash_api_key(key).encode("ascii"), _DUMMY_HASH)
+                raise InvalidAPIKeyError("invalid API key")
         if record.pepper_version == 0:
             pepper = None
         else:
             pepper = self._peppers.get(record.pepper_version)
             if pepper is None:
                 logger.warning(
-                    "API key %s uses unknown pepper version %d", parsed.key_id, record.pepper_version
+                    "API key %s uses unknown pepper version %d", record.key_id, record.pepper_version
                 )
                 raise InvalidAPIKeyError("invalid API key")
         if not validate_api_key(key, record.key_hash, pepper=pepper):

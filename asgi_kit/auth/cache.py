@@ -88,6 +88,10 @@ class VerifiedTokenCache(Generic[V]):
             entries.popitem(last=False)  # the oldest (expired ones also go on lookup)
         entries[token] = (value, expires_at)
 
+    def discard(self, token: bytes) -> None:
+        """Forget ``token`` now (its verdict changed before its expiry)."""
+        self._entries.pop(token, None)
+
     def clear(self) -> None:
         self._entries.clear()
         if self._doorkeeper is not None:

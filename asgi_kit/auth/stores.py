@@ -9,6 +9,7 @@ exception, which the middleware turns into a 503 (never a 401).
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -49,6 +50,33 @@ class APIKeyStore(Protocol):
 
 
 @runtime_checkable
+class APIKeyInvalidator(Protocol):
+    """What is told that key rows changed: the verifier's cache, fed by a change feed.
+
+    ``asgi_kit.database.APIKeyEventListener`` (PostgreSQL ``LISTEN/NOTIFY``) and
+    :class:`InMemoryAPIKeyStore` call it; :class:`~asgi_kit.auth.APIKeyVerifier` implements it.
+    Both methods are synchronous and cheap: they only drop cache entries.
+    """
+
+    def invalidate(self, key_id: str) -> None:
+        """Forget what is known about ``key_id`` (it was inserted, changed or deleted)."""
+        ...
+
+    def invalidate_all(self) -> None:
+        """Forget every key (a bulk change, or changes may have been missed)."""
+        ...
+
+
+@runtime_checkable
+class APIKeyEventSource(Protocol):
+    """A store that tells invalidators about its own changes (the in-memory store does)."""
+
+    def subscribe(self, invalidator: APIKeyInvalidator) -> None:
+        """Call ``invalidator`` on every change from now on (held weakly)."""
+        ...
+
+
+@runtime_checkable
 class TokenRevocationStore(Protocol):
     """Revoked JWT ids and refresh-token families, keyed on ``jti``, never the token string.
 
@@ -76,27 +104,45 @@ class InMemoryAPIKeyStore:
     """A process-local :class:`APIKeyStore` for tests, development and single-process apps.
 
     ``lookups`` counts :meth:`get_api_key` calls, so tests can prove that malformed keys never
-    reach the store; ``last_used`` holds the last :meth:`touch_last_used` per key.
+    reach the store; ``last_used`` holds the last :meth:`touch_last_used` per key. Verifiers
+    built on it subscribe to its changes (:class:`APIKeyEventSource`), so :meth:`add`,
+    :meth:`revoke` and :meth:`remove` reach their caches at once.
     """
 
     def __init__(self, records: Iterable[APIKeyRecord] = ()) -> None:
         self._records: dict[str, APIKeyRecord] = {}
+        self._subscribers: weakref.WeakSet[APIKeyInvalidator] = weakref.WeakSet()
         self.last_used: dict[str, datetime] = {}
         self.lookups = 0
         for record in records:
             self.add(record)
+
+    def subscribe(self, invalidator: APIKeyInvalidator) -> None:
+        """Tell ``invalidator`` about every later change (held weakly: it may be dropped)."""
+        self._subscribers.add(invalidator)
+
+    def _changed(self, key_id: str) -> None:
+        for invalidator in list(self._subscribers):
+            invalidator.invalidate(key_id)
 
     def add(self, record: APIKeyRecord) -> None:
         """Store (or replace) a record."""
         if not isinstance(record, APIKeyRecord):
             raise TypeError("record must be an APIKeyRecord")
         self._records[record.key_id] = record
+        self._changed(record.key_id)
 
     def revoke(self, key_id: str, when: datetime) -> None:
         """Mark ``key_id`` revoked at ``when``."""
         record = self._records.get(key_id)
         if record is not None:
             self._records[key_id] = replace(record, revoked_at=when)
+            self._changed(key_id)
+
+    def remove(self, key_id: str) -> None:
+        """Delete ``key_id`` (no error when it is not there)."""
+        if self._records.pop(key_id, None) is not None:
+            self._changed(key_id)
 
     async def get_api_key(self, key_id: str) -> APIKeyRecord | None:
         self.lookups += 1
@@ -150,6 +196,8 @@ class InMemoryTokenRevocationStore:
 
 
 __all__ = [
+    "APIKeyEventSource",
+    "APIKeyInvalidator",
     "APIKeyRecord",
     "APIKeyStore",
     "InMemoryAPIKeyStore",

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
+from asgi_kit._asgi.types import ASGIApp
 from asgi_kit.bench._apps import SkipVariant, load
 from asgi_kit.bench.database import BenchDatabase, open_bench_database
 
@@ -48,6 +49,7 @@ class BenchContext:
         self._database: BenchDatabase | None = None
         self._database_skip: str | None = None
         self._cleanups = AsyncExitStack()
+        self._query_counters: dict[int, Callable[[], int]] = {}
 
     def tracer_provider(self) -> Any:
         """The one SDK provider every tracing variant uses: always-on sampling, batch processor."""
@@ -109,6 +111,14 @@ class BenchContext:
         if self._database is None:
             return None
         return {"url": self._database.url, "server_version": self._database.server_version}
+
+    def count_store_queries(self, app: ASGIApp, counter: Callable[[], int]) -> None:
+        """Report ``app``'s store queries per request: ``counter()`` is their running total."""
+        self._query_counters[id(app)] = counter
+
+    def store_query_counter(self, app: ASGIApp) -> Callable[[], int] | None:
+        """The counter :meth:`count_store_queries` registered for ``app``, if any."""
+        return self._query_counters.get(id(app))
 
     def push_async_callback(self, callback: Callable[[], Awaitable[Any]]) -> None:
         """Have :meth:`aclose` await ``callback()`` (last pushed, first run)."""

@@ -154,6 +154,10 @@ class _Run:
         # Per-request ns of each kept round, on both clocks: {"wall": {round: ns}, "cpu": {...}}.
         self.clocks: dict[str, dict[int, float]] = {"wall": {}, "cpu": {}}
         self.extras = _PRINCIPAL_SCOPE if variant.principal else None
+        # Store queries made by the kept rounds' requests, for variants that count them.
+        self.counter: Callable[[], int] | None = None
+        self.queries = 0
+        self.queried_requests = 0
 
     def fail(self, status: str, note: str) -> None:
         self.status = status
@@ -272,6 +276,7 @@ def _build(runs: dict[str, _Run], ctx: BenchContext, loop: asyncio.AbstractEvent
         try:
             built = run.variant.build(ctx)
             run.app = loop.run_until_complete(built) if isinstance(built, Awaitable) else built
+            run.counter = ctx.store_query_counter(run.app)
         except SkipVariant as exc:
             run.fail("skipped", str(exc))
         except Exception as exc:  # a layer changed shape: report it, measure the others
@@ -377,9 +382,11 @@ def _measure(
                 warm = _warm(config)
                 start = round_index * (config.batch + warm)
                 pool = pools[run.variant.tokens]
+                queries_before = run.counter() if run.counter is not None else 0
                 elapsed, cpu_ns, bad = loop.run_until_complete(
                     _batch(app, pool, start, config.batch, run.extras, warm)
                 )
+                queries = run.counter() - queries_before if run.counter is not None else 0
             except Exception as exc:
                 run.fail("error", f"raised during round {round_index}: {type(exc).__name__}: {exc}")
                 continue
@@ -392,6 +399,8 @@ def _measure(
             elif round_index >= config.warmup:
                 run.clocks["wall"][round_index] = elapsed / config.batch
                 run.clocks["cpu"][round_index] = cpu_ns / config.batch
+                run.queries += queries
+                run.queried_requests += config.batch + warm
             done += 1
             if progress is not None:
                 progress(done, total, run.variant.name)
@@ -442,22 +451,58 @@ def _summaries(runs: dict[str, _Run], clock: str) -> list[dict[str, Any]]:
         if measured:
             row.update(_clock_summary(runs, run, clock))
             row[other] = _clock_summary(runs, run, other)
+        if measured and run.counter is not None and run.queried_requests:
+            row["store_queries"] = run.queries
+            row["store_queries_per_request"] = run.queries / run.queried_requests
         out.append(row)
     return out
 
 
+def _queries(runs: dict[str, _Run]) -> dict[str, tuple[int, int]]:
+    """(store queries, requests) of the kept rounds, for the variants that count queries."""
+    return {
+        name: (run.queries, run.queried_requests)
+        for name, run in runs.items()
+        if run.counter is not None and run.queried_requests and run.clocks["wall"]
+    }
+
+
 def _targets(runs: dict[str, _Run], targets: Sequence[Target], clock: str) -> list[dict[str, Any]]:
-    rows = evaluate_targets(_overheads(runs, clock), targets)
+    ratios = [target for target in targets if target.kind != "store_queries"]
+    rows = evaluate_targets(_overheads(runs, clock), ratios)
     other = "cpu" if clock == "wall" else "wall"
-    for row, alt in zip(rows, evaluate_targets(_overheads(runs, other), targets), strict=True):
+    for row, alt in zip(rows, evaluate_targets(_overheads(runs, other), ratios), strict=True):
         row[f"measured_{other}"] = alt["measured"]
-    return rows
+    queries = _queries(runs)
+    return [*rows, *(_query_target(t, queries) for t in targets if t.kind == "store_queries")]
+
+
+def _query_target(target: Target, queries: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """A ``store_queries`` target: queries per request of the numerator in its kept rounds (any clock)."""
+    row: dict[str, Any] = {
+        "name": target.name,
+        "description": target.description,
+        "kind": target.kind,
+        "numerator": target.numerator,
+        "denominators": [],
+        "limit": target.limit,
+        "measured": None,
+        "passed": None,
+        "note": f"not measured: {target.numerator}",
+    }
+    if target.numerator in queries:
+        count, requests = queries[target.numerator]
+        row["measured"] = count / requests
+        row["note"] = f"{count} store queries in {requests} requests (warm-up rounds excluded)"
+        if target.limit is not None:
+            row["passed"] = row["measured"] <= target.limit
+    return row
 
 
 def evaluate_targets(
     overheads: dict[str, float], targets: Sequence[Target] = TARGETS
 ) -> list[dict[str, Any]]:
-    """Each target's measured ratio and verdict (``passed`` is ``None`` when not measurable)."""
+    """Each overhead target's measured ratio and verdict (``passed`` is ``None`` when not measurable)."""
     out: list[dict[str, Any]] = []
     for target in targets:
         row: dict[str, Any] = {

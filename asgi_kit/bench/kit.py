@@ -18,6 +18,7 @@ from asgi_kit.bench._apps import (
     PATH,
     SECRET,
     OtelSdkFloor,
+    SkipVariant,
     api_key_record,
     bare_asgi_app,
     bare_fastapi_app,
@@ -155,25 +156,36 @@ def budget_postgres(*, cache_ttl: float | None = None) -> Builder:
     return build
 
 
-def _api_key_auth(ctx: BenchContext, store: Any) -> ASGIApp:
-    """AuthMiddleware taking API keys only, with the run's key in ``store``."""
+def _api_key_auth(ctx: BenchContext, store: Any) -> tuple[ASGIApp, Any]:
+    """AuthMiddleware taking API keys only, with the run's key in ``store``; returns (app, verifier)."""
     cls, verifier_cls = load("asgi_kit.auth", "AuthMiddleware", "APIKeyVerifier")
     verifier = verifier_cls(store)
     # The first request of a key starts a background last-used write; it must finish before
     # the database pool closes.
     ctx.push_async_callback(verifier.drain)
     app: ASGIApp = cls(bare_asgi_app, api_keys=verifier)
-    return app
+    # Store lookups on the request path (the throttled last-used write is not one of them).
+    ctx.count_store_queries(app, lambda: int(verifier.store_lookups))
+    return app, verifier
 
 
 def api_key_memory(ctx: BenchContext) -> ASGIApp:
     (store_cls,) = load("asgi_kit.auth", "InMemoryAPIKeyStore")
-    return _api_key_auth(ctx, store_cls([api_key_record(ctx.api_key())]))
+    app, _ = _api_key_auth(ctx, store_cls([api_key_record(ctx.api_key())]))
+    return app
 
 
 async def api_key_postgres(ctx: BenchContext) -> ASGIApp:
+    """The verifier's cache over ``PostgresAPIKeyStore``, fed by a listening connection, as deployed."""
     database = await ctx.database()  # it holds the run's key, added when it was opened
-    return _api_key_auth(ctx, database.api_keys)
+    (listener_cls,) = load("asgi_kit.database", "APIKeyEventListener")
+    app, verifier = _api_key_auth(ctx, database.api_keys)
+    listener = listener_cls(ctx.database_url, verifier, application_name="asgi_kit.bench")
+    await listener.start()
+    ctx.push_async_callback(listener.aclose)
+    if not await listener.wait_connected(5.0):
+        raise SkipVariant("the API-key event listener could not connect in 5 s")
+    return app
 
 
 __all__ = [

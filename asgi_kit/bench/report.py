@@ -95,6 +95,8 @@ def render(result: dict[str, Any], console: Console) -> None:
     if variants:
         clock = "process CPU time" if config.get("clock") == "cpu" else "wall time"
         table = Table(title=f"In-process cost per request (µs, {clock})", title_justify="left")
+        # Shown only when a measured variant counts its store queries (the PostgreSQL ones).
+        queries = any("store_queries_per_request" in row for row in variants)
         for column, justify in (
             ("variant", "left"),
             ("base", "left"),
@@ -103,9 +105,10 @@ def render(result: dict[str, Any], console: Console) -> None:
             ("overhead", "right"),
             ("± paired IQR", "right"),
             ("x base", "right"),
+            *((("queries/req", "right"),) if queries else ()),
             ("what", "left"),
         ):
-            table.add_column(column, justify=justify, no_wrap=column == "variant")  # type: ignore[arg-type]
+            table.add_column(column, justify=justify, no_wrap=column == "variant")
         group = None
         for row in variants:
             if row["group"] != group:
@@ -122,10 +125,12 @@ def render(result: dict[str, Any], console: Console) -> None:
                     "",
                     "",
                     "",
+                    *(("",) if queries else ()),
                     row["note"],
                 )
                 continue
             ratio = row.get("ratio_to_base")
+            per_request = row.get("store_queries_per_request")
             table.add_row(
                 row["name"],
                 row["base"] or "",
@@ -134,6 +139,7 @@ def render(result: dict[str, Any], console: Console) -> None:
                 _us(row.get("overhead_ns")),
                 _us(row.get("overhead_iqr_ns")),
                 "-" if ratio is None else f"{ratio:.2f}",
+                *(("-" if per_request is None else f"{per_request:.3f}",) if queries else ()),
                 row["description"],
             )
         console.print(table)
@@ -162,7 +168,9 @@ def render_targets(targets: list[dict[str, Any]], console: Console) -> None:
     for row in targets:
         measured = row.get("measured")
         detail = row.get("note") or ""
-        if "numerator_ns" in row:
+        if row.get("kind") == "store_queries":
+            pass  # the note says how many queries in how many requests
+        elif "numerator_ns" in row:
             unit = row.get("unit", "µs")
             if unit == "µs":
                 detail = f"{_us(row['numerator_ns'])} / {_us(row['denominator_ns'])} µs"

@@ -16,6 +16,7 @@ from asgi_kit.database.errors import (
     MigrationLockError,
     UnknownOrganizationError,
 )
+from asgi_kit.database.key_events import API_KEY_EVENTS_CHANNEL, APIKeyEventListener
 from asgi_kit.database.migrations import (
     break_migration_lock,
     pending_migrations,
@@ -38,6 +39,8 @@ from asgi_kit.database.stores import (
 )
 
 __all__ = [
+    "API_KEY_EVENTS_CHANNEL",
+    "APIKeyEventListener",
     "DatabaseError",
     "DatabaseUnavailableError",
     "MigrationError",

@@ -17,7 +17,7 @@ from typing import Any
 
 from asgi_kit._asgi.lifespan import Hook, LifespanHooksMiddleware
 from asgi_kit._asgi.types import ASGIApp
-from asgi_kit.auth import APIKeyRecord, APIKeyStore, APIKeyVerifier, AuthMiddleware, InMemoryAPIKeyStore
+from asgi_kit.auth import APIKeyRecord, APIKeyVerifier, AuthMiddleware, InMemoryAPIKeyStore
 from asgi_kit.auth.apikey import hash_api_key, parse_api_key
 from asgi_kit.budget import BudgetMiddleware, BudgetStore, InMemoryBudgetStore
 from asgi_kit.demo.config import DEFAULT_MODELS, DemoConfig
@@ -51,7 +51,7 @@ def key_record(api_key: str, org_id: str, role: str = "org_user") -> APIKeyRecor
 class Resources:
     """What a worker opens at startup and closes at shutdown."""
 
-    api_keys: APIKeyStore
+    api_keys: APIKeyVerifier
     budgets: BudgetStore
     readiness: dict[str, Any]
     on_startup: list[Hook]
@@ -62,8 +62,9 @@ def _resources(config: DemoConfig) -> Resources:
     if config.database_url is None:
         api_keys = InMemoryAPIKeyStore([key_record(config.api_key, config.org_id)] if config.api_key else [])
         budgets = InMemoryBudgetStore([(config.org_id, config.budget_tokens)])
-        return Resources(api_keys, budgets, {}, [], [])
+        return Resources(APIKeyVerifier(api_keys), budgets, {}, [], [])
     from asgi_kit.database import (
+        APIKeyEventListener,
         PostgresAPIKeyStore,
         PostgresUsageStore,
         check_database_health,
@@ -72,18 +73,25 @@ def _resources(config: DemoConfig) -> Resources:
     )
 
     pool = create_postgres_pool(config.database_url, min_size=1, max_size=10, timeout=5.0)
+    # Keys are verified from the verifier's cache; the listener drops an entry as soon as its
+    # row changes in PostgreSQL (in any worker, by any tool) and flushes after any outage.
+    verifier = APIKeyVerifier(PostgresAPIKeyStore(pool))
+    listener = APIKeyEventListener(config.database_url, verifier, application_name=f"{SERVICE}.api_keys")
 
     async def open_pool() -> None:
         await open_postgres_pool(pool)
+        await listener.start()
 
     async def close_pool() -> None:
+        await listener.aclose()
+        await verifier.drain()  # pending last-used writes need the pool
         await pool.close()
 
     async def database_ready() -> Any:
         return await check_database_health(pool)
 
     return Resources(
-        PostgresAPIKeyStore(pool),
+        verifier,
         PostgresUsageStore(pool),
         {"database": database_ready},
         [open_pool],
@@ -147,7 +155,7 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
         .use(ProblemDetailsMiddleware, reraise=False, openai_paths=OPENAI_PATHS)
         .use(SecurityHeadersMiddleware)
         .use(BodyLimitMiddleware, max_body_size=1 << 20)
-        .use(AuthMiddleware, api_keys=APIKeyVerifier(resources.api_keys), exclude_paths=PUBLIC_PATHS)
+        .use(AuthMiddleware, api_keys=resources.api_keys, exclude_paths=PUBLIC_PATHS)
         .use(
             BudgetMiddleware,
             store=resources.budgets,

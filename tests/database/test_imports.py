@@ -64,6 +64,8 @@ def test_public_names() -> None:
 
     assert sorted(database.__all__) == sorted(
         [
+            "API_KEY_EVENTS_CHANNEL",
+            "APIKeyEventListener",
             "DatabaseError",
             "DatabaseUnavailableError",
             "MigrationError",
