@@ -25,8 +25,8 @@ from asgi_kit.auth import (
     parse_api_key,
 )
 from asgi_kit.auth.apikey import _checksum
+from asgi_kit.testing import call_app, make_scope
 from tests.auth.helpers import NOW, Clock, whoami_app
-from tests.harness.asgi import call_app, make_scope
 
 
 def record_for(key: str, **changes: Any) -> APIKeyRecord:
