@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Sequence
 from time import perf_counter
 
 from asgi_kit._asgi.paths import PathFilter, route_path
-from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteResolver, resolve_route_template
+from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteResolver, RouteTemplateReader
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.metrics.exposition import metrics_app
 from asgi_kit.metrics.metrics import HTTPMetrics, register_metrics
@@ -70,7 +70,7 @@ class MetricsMiddleware:
             if path is not None
             else None
         )
-        self._resolve = route_resolver or resolve_route_template
+        self._resolve = route_resolver or RouteTemplateReader(app)
 
     def __repr__(self) -> str:
         options = f"exclude_paths={self._exclude!r}, path={self._path!r}"
