@@ -13,7 +13,7 @@ Anything else, including a 404, collapses to :data:`UNMATCHED_ROUTE` so label ca
 stays bounded whatever paths clients invent.
 
 Labels before routing: a 401 from auth or a 429 from a budget is answered before any router
-ran, so nothing above is in the scope. :class:`RouteTemplateReader` then asks the wrapped
+ran, so nothing above is in the scope. :class:`RouteLookup` then asks the wrapped
 app's router directly: it walks inward from the layer's ``app`` through each layer's ``.app``
 to the first one a :data:`RouteFinder` recognises (the adapters in :mod:`asgi_kit.integrations`
 know Starlette, FastAPI and Litestar; :func:`register_route_finder` adds others), matches the
@@ -86,7 +86,7 @@ def route_template_or_unmatched(scope: Scope, resolver: RouteResolver | None = N
 
 
 def register_route_finder(finder: RouteFinder) -> None:
-    """Teach :class:`RouteTemplateReader` another framework's router.
+    """Teach :class:`RouteLookup` another framework's router.
 
     ``finder(layer)`` is called with each layer met while walking inward from a kit layer
     (once per kit layer, at its first unrouted request); it returns a resolver for a router it
@@ -148,13 +148,16 @@ def find_route_resolver(app: object) -> RouteResolver | None:
     return None
 
 
-class RouteTemplateReader:
-    """A layer's route reading: the router's answer after the app ran, else its router asked.
+class RouteLookup:
+    """Asks the wrapped app's router for the template of a request it has not routed.
 
-    Build one per middleware with the app it wraps; call it with the scope once the app
-    returned. The router is looked for once, at the first request that needs it; the answer
-    for a request is matched at most once and stored under ``scope["asgi_kit.route"]`` (
-    :data:`UNMATCHED_ROUTE` when nothing matched), where every other layer finds it.
+    Build one per middleware with the app it wraps; call it once the app returned and the
+    after-the-app reading (:func:`resolve_route_template`, or the layer's own resolver) found
+    nothing: ``resolve(scope) or lookup(scope) or UNMATCHED_ROUTE``. A request the router served
+    never gets here, so it costs nothing. The router is looked for once, at the first request
+    that needs it; a request is matched at most once, the answer stored under
+    ``scope["asgi_kit.route"]`` (:data:`UNMATCHED_ROUTE` when nothing matched), where every
+    other layer's after-the-app reading finds it.
     """
 
     __slots__ = ("_app", "_looked", "_router")
@@ -165,9 +168,8 @@ class RouteTemplateReader:
         self._looked = False
 
     def __call__(self, scope: Scope) -> str | None:
-        template = resolve_route_template(scope)
-        if template is not None or ROUTE_SCOPE_KEY in scope:
-            return template
+        if ROUTE_SCOPE_KEY in scope:  # matched by another layer already, or set by the app
+            return resolve_route_template(scope)
         if not self._looked:
             # Racing requests may both look; they find the same router.
             self._router = find_route_resolver(self._app)
@@ -189,8 +191,8 @@ __all__ = [
     "ROUTE_SCOPE_KEY",
     "UNMATCHED_ROUTE",
     "RouteFinder",
+    "RouteLookup",
     "RouteResolver",
-    "RouteTemplateReader",
     "find_route_resolver",
     "register_route_finder",
     "resolve_route_template",

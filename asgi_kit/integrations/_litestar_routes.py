@@ -1,6 +1,6 @@
 """Match a request against a Litestar application's router before the router has run.
 
-Used by :class:`~asgi_kit._asgi.routes.RouteTemplateReader` (which imports this module by name
+Used by :class:`~asgi_kit._asgi.routes.RouteLookup` (which imports this module by name
 when it meets a Litestar layer) to label a request answered before routing with the template
 Litestar would have written to ``scope["path_template"]``. It asks the application's own
 router (``app.asgi_router.handle_routing``, which Litestar caches per path and method), with

@@ -1,6 +1,6 @@
 """Match a request against a Starlette or FastAPI router before the router has run.
 
-Used by :class:`~asgi_kit._asgi.routes.RouteTemplateReader` (which imports this module by name
+Used by :class:`~asgi_kit._asgi.routes.RouteLookup` (which imports this module by name
 when it meets a Starlette or FastAPI layer) to label a request answered before routing, a 401
 from auth say, with the template the router would have matched. It goes through the routes
 the way the router does: the first full match wins, else the first partial one (the router's

@@ -1,4 +1,4 @@
-"""RouteTemplateReader: the router's answer after the app ran, else the app's router asked once."""
+"""RouteLookup: the wrapped app's router asked, once per request, when the router did not run."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from asgi_kit._asgi.routes import (
     MAX_LAYERS,
     ROUTE_SCOPE_KEY,
     UNMATCHED_ROUTE,
+    RouteLookup,
     RouteResolver,
-    RouteTemplateReader,
     find_route_resolver,
     register_route_finder,
     resolve_route_template,
@@ -69,7 +69,7 @@ def test_pre_resolution_through_layers_once_per_request() -> None:
     """Found through the layers in between; matched once, and every other layer reads the same value."""
     router = ToyRouter({"/items/1": "/items/{id}"})
     app = Layer(Layer(router))
-    outer, inner = RouteTemplateReader(app), RouteTemplateReader(app.app)
+    outer, inner = RouteLookup(app), RouteLookup(app.app)
     scope = make_scope("/items/1")
     assert inner(scope) == "/items/{id}"
     assert outer(scope) == "/items/{id}"
@@ -81,7 +81,7 @@ def test_pre_resolution_through_layers_once_per_request() -> None:
 def test_unmatched_is_remembered_and_reads_as_none() -> None:
     """Nothing matched: None for every layer, one lookup, the unmatched marker in the scope."""
     router = ToyRouter({})
-    reader = RouteTemplateReader(Layer(router))
+    reader = RouteLookup(Layer(router))
     scope = make_scope("/nope")
     assert reader(scope) is None
     assert reader(scope) is None
@@ -94,16 +94,16 @@ def test_unmatched_is_remembered_and_reads_as_none() -> None:
 def test_router_answer_wins_and_costs_no_lookup() -> None:
     """When the router ran, its answer stands and the router is not asked again."""
     router = ToyRouter({"/items/1": "/wrong"})
-    reader = RouteTemplateReader(Layer(router))
+    lookup = RouteLookup(Layer(router))
     scope = make_scope("/items/1", path_template="/items/{item_id}")
-    assert reader(scope) == "/items/{item_id}"
+    assert (resolve_route_template(scope) or lookup(scope)) == "/items/{item_id}"
     assert router.lookups == 0
     assert ROUTE_SCOPE_KEY not in scope
 
 
 def test_no_known_router_no_work() -> None:
     """A bare ASGI app: no router found, nothing written to the scope, the walk done once."""
-    reader = RouteTemplateReader(Layer(Layer(lambda *a: None)))
+    reader = RouteLookup(Layer(Layer(lambda *a: None)))
     for _ in range(3):
         scope = make_scope("/x")
         assert reader(scope) is None
@@ -157,7 +157,7 @@ def test_broken_finder_and_resolver_cost_only_the_label(caplog: pytest.LogCaptur
     try:
         scope = make_scope("/x")
         with caplog.at_level(logging.ERROR, "asgi_kit.routes"):
-            assert RouteTemplateReader(ToyRouter({}))(scope) is None
+            assert RouteLookup(ToyRouter({}))(scope) is None
         assert scope[ROUTE_SCOPE_KEY] == UNMATCHED_ROUTE
         assert "before routing failed" in caplog.text
     finally:

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import generate_latest
 
-from asgi_kit._asgi.routes import ROUTE_SCOPE_KEY, RouteTemplateReader, resolve_route_template
+from asgi_kit._asgi.routes import ROUTE_SCOPE_KEY, RouteLookup, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.auth import AuthMiddleware, JWTConfig, JWTManager
 from asgi_kit.logging import LoggingMiddleware, new_logger
@@ -145,7 +145,7 @@ async def test_before_routing_equals_after_routing(
     truth = resolve_route_template(routed)
 
     before = make_scope(path, method=method, root_path=root_path)
-    assert RouteTemplateReader(deny_layer(app))(before) == truth
+    assert RouteLookup(deny_layer(app))(before) == truth
     assert before[ROUTE_SCOPE_KEY] == (truth or "<unmatched>")
 
 
@@ -161,13 +161,13 @@ def test_websocket_handshakes_are_labelled(framework: str, path: str, template: 
     """A websocket handshake denied before routing is labelled with its websocket route."""
     app = CASES[framework][0]()
     scope = make_scope(path, type="websocket")
-    assert RouteTemplateReader(deny_layer(app))(scope) == template
+    assert RouteLookup(deny_layer(app))(scope) == template
 
 
 def test_lifespan_and_routed_scopes_are_not_matched_again() -> None:
     """A lifespan scope, or one a Starlette router already saw, is never matched before routing."""
     app = starlette_rich()
-    reader = RouteTemplateReader(deny_layer(app))
+    reader = RouteLookup(deny_layer(app))
     assert reader({"type": "lifespan"}) is None
     assert reader(make_scope("/items/1", router=object())) is None
 
