@@ -279,8 +279,12 @@ class TracingMiddleware:
             server = scope.get("server")
             if server:
                 attributes["server.address"] = server[0]
-                if server[1] is not None:
-                    attributes["server.port"] = server[1]
+                port = server[1]
+                if port is not None and type(port) is not int:
+                    # granian gives the port as a string; the conventions want an int.
+                    port = int(port) if str(port).isdigit() else None
+                if port is not None:
+                    attributes["server.port"] = port
         client = scope.get("client")
         if client:
             attributes["client.address"] = client[0]

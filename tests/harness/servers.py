@@ -126,6 +126,7 @@ def _serve_granian(app: ASGIApp, port: int, lifespan: str, timeout: float) -> It
     granian = Server(app, address="127.0.0.1", port=port, interface=interface, log_level=LogLevels.error)
     loop = asyncio.new_event_loop()
     failure: list[BaseException] = []
+    threads_before = _os_threads()
 
     def run() -> None:
         asyncio.set_event_loop(loop)
@@ -150,6 +151,19 @@ def _serve_granian(app: ASGIApp, port: int, lifespan: str, timeout: float) -> It
         if not loop.is_closed():
             loop.call_soon_threadsafe(granian.stop)
         thread.join(timeout)
+        # granian's Rust runtime threads outlive serve() briefly; an interpreter that exits
+        # while they finish aborts the process ("panic in a function that cannot unwind").
+        deadline = time.monotonic() + timeout
+        while _os_threads() > threads_before and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _os_threads() -> int:
+    """Threads of this process, Python's and native ones (Linux); 0 where that is unknown."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
 
 
 @contextmanager
