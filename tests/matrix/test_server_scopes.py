@@ -63,3 +63,38 @@ async def test_server_port_from_the_scope_is_normalised(port: Any, expected: int
     assert span.attributes is not None
     assert span.attributes.get("server.port") == expected
     provider.shutdown()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_request_id_never_leaks_into_the_lifespan_state(server: str) -> None:
+    """Each request gets its own copy of the lifespan state, so the request id stays per request."""
+    import httpx
+
+    from asgi_kit._asgi.types import Receive, Scope, Send
+    from asgi_kit.logging import RequestIDMiddleware
+
+    lifespan_state: dict[str, Any] = {}
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    scope["state"]["pool"] = "ready"
+                    lifespan_state.update(scope["state"])
+                    lifespan_state["dict"] = scope["state"]
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        assert scope["state"]["pool"] == "ready"
+        seen.append(scope["state"]["request_id"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with serve(RequestIDMiddleware(app), server, lifespan="on") as served:
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            ids = [client.get("/").headers["x-request-id"] for _ in range(2)]
+    assert seen == ids and ids[0] != ids[1]
+    assert "request_id" not in lifespan_state["dict"]
