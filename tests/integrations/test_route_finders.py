@@ -242,3 +242,12 @@ def test_finders_ignore_other_layers() -> None:
     assert _litestar_routes.route_finder(object()) is None
     assert _starlette_routes.route_finder(build_app("litestar")) is None
     assert _starlette_routes.route_finder(starlette_rich().router) is not None  # type: ignore[attr-defined]
+
+
+async def test_no_labelling_layer_no_match() -> None:
+    """Without metrics, tracing or logging, a 401 before routing costs no route matching at all."""
+    counter: list[int] = []
+    app = AuthMiddleware(counting_starlette(counter), jwt=JWT)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+        assert (await client.get("/items/1")).status_code == 401
+    assert counter == []
