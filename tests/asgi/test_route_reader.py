@@ -21,7 +21,10 @@ from asgi_kit._asgi.routes import (
     unregister_route_finder,
 )
 from asgi_kit._asgi.types import Receive, Scope, Send
-from tests.harness.asgi import make_scope
+
+
+def make_scope(path: str, **extra: Any) -> Scope:
+    return {"type": "http", "method": "GET", "path": path, "root_path": "", "headers": [], **extra}
 
 
 class ToyRouter:

@@ -21,7 +21,43 @@ from asgi_kit.logging import LoggingMiddleware, new_logger
 from asgi_kit.metrics import MetricsMiddleware, register_metrics
 from asgi_kit.tracing import TracingMiddleware
 from tests.harness.apps import build_app
-from tests.harness.asgi import call_app, make_scope
+
+
+def make_scope(
+    path: str, *, method: str = "GET", root_path: str = "", type: str = "http", **extra: Any
+) -> Scope:
+    """A scope as a server builds it (path includes root_path, as ASGI says)."""
+    scope: Scope = {
+        "type": type,
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "http" if type == "http" else "ws",
+        "path": root_path + path,
+        "raw_path": (root_path + path).encode(),
+        "root_path": root_path,
+        "query_string": b"",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+        **extra,
+    }
+    if type == "http":
+        scope["method"] = method
+    return scope
+
+
+async def call_app(app: ASGIApp, scope: Scope) -> None:
+    """Run one bodiless request through ``app``, discarding the response."""
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        return None
+
+    await app(scope, receive, send)
+
 
 JWT = JWTManager(JWTConfig(secret="finders-" + "x" * 40, issuer="https://issuer.test", audience="finders"))
 
