@@ -172,7 +172,9 @@ def render_targets(targets: list[dict[str, Any]], console: Console) -> None:
             pass  # the note says how many queries in how many requests
         elif "numerator_ns" in row:
             unit = row.get("unit", "µs")
-            if unit == "µs":
+            if unit == "µs absolute":
+                detail = f"{_us(row['numerator_ns'])} µs"
+            elif unit == "µs":
                 detail = f"{_us(row['numerator_ns'])} / {_us(row['denominator_ns'])} µs"
             else:
                 detail = f"{row['numerator_ns']:.3g} / {row['denominator_ns']:.3g} {unit}"

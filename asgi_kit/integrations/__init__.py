@@ -11,6 +11,13 @@ Each exposes ``problem_exception_handlers()`` for the framework's ``exception_ha
 Frameworks answer their own 404, 405, validation errors and 500s inside the app, before any
 outer ASGI layer sees an exception; these handlers make those answers the same RFC 9457
 problems, with the request id, that the kit's own layers produce.
+
+Labels before routing: a request answered before the router ran (a 401, a 429) is labelled in
+metrics, spans and logs with the template its router would have matched. The Starlette/FastAPI
+and Litestar routers are known already (their adapters are imported when such an app is met);
+:func:`register_route_finder` teaches the layers another framework's router.
 """
 
-__all__: list[str] = []
+from asgi_kit._asgi.routes import RouteFinder, register_route_finder, unregister_route_finder
+
+__all__ = ["RouteFinder", "register_route_finder", "unregister_route_finder"]

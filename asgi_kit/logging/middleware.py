@@ -23,7 +23,7 @@ from asgi_kit._asgi.context import TraceIds, request_id_var, scope_request_id, t
 from asgi_kit._asgi.headers import header_name
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.principal import Principal
-from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteResolver, resolve_route_template
+from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteLookup, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.logging.logger import FIELDS_MARK, JsonLinesHandler, JsonLogFormatter, resolve_level
 from asgi_kit.logging.proxies import TrustedProxies
@@ -129,6 +129,7 @@ class LoggingMiddleware:
             name.lower() for name in _strings("redact_query_params", redact_query_params)
         }
         self._resolver: RouteResolver = route_resolver or resolve_route_template
+        self._lookup = RouteLookup(app)  # the router asked, for a request answered before it ran
         # Decided once: TrustedProxies.__bool__ is a Python call the record would pay every time.
         self._scan_headers = bool(self._log_headers or self._proxies)
         self._limit = max_field_length
@@ -264,7 +265,7 @@ class LoggingMiddleware:
         limit = self._limit
         method = scope.get("method") or ""
         path = scope.get("path") or ""
-        route = self._resolver(scope) or UNMATCHED_ROUTE
+        route = self._resolver(scope) or self._lookup(scope) or UNMATCHED_ROUTE
         fields: dict[str, Any] = {
             "method": method if method in _METHODS else safe_text(method, _SHORT),
             "path": path if len(path) <= limit and path.isprintable() else safe_text(path, limit),

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Sequence
 from time import perf_counter
 
 from asgi_kit._asgi.paths import PathFilter, route_path
-from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteResolver, resolve_route_template
+from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteLookup, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.metrics.exposition import metrics_app
 from asgi_kit.metrics.metrics import HTTPMetrics, register_metrics
@@ -71,6 +71,7 @@ class MetricsMiddleware:
             else None
         )
         self._resolve = route_resolver or resolve_route_template
+        self._lookup = RouteLookup(app)  # the router asked, for a request answered before it ran
 
     def __repr__(self) -> str:
         options = f"exclude_paths={self._exclude!r}, path={self._path!r}"
@@ -105,7 +106,7 @@ class MetricsMiddleware:
             if exchange.disconnected and not exchange.started:
                 status = CLIENT_CLOSED_STATUS
             try:
-                route = self._resolve(scope) or UNMATCHED_ROUTE
+                route = self._resolve(scope) or self._lookup(scope) or UNMATCHED_ROUTE
                 metrics.observe(scope["method"], route, status, duration, exchange.size)
             except Exception:
                 # Recording must never fail (or mask the outcome of) the request it describes.

@@ -37,7 +37,7 @@ from opentelemetry.trace import TraceState as OtelTraceState
 
 from asgi_kit._asgi.context import TraceIds, trace_ids_var
 from asgi_kit._asgi.paths import PathFilter
-from asgi_kit._asgi.routes import RouteResolver, resolve_route_template
+from asgi_kit._asgi.routes import RouteLookup, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit._version import __version__
 from asgi_kit.tracing.propagation import (
@@ -122,6 +122,7 @@ class TracingMiddleware:
         # exact pattern is a set lookup done inline; subtrees and root_path go through PathFilter.
         self._exclude_exact, self._excluded = PathFilter(exclude_paths).inline()
         self._resolve_route = route_resolver or resolve_route_template
+        self._lookup_route = RouteLookup(app)  # the router asked, for a request answered before it ran
         self._record_query = bool(record_query)
         self._redacted = frozenset(name.lower() for name in redacted_query_params)
         self._hosts: dict[tuple[bytes, str], tuple[str, int | None]] = {}
@@ -233,7 +234,7 @@ class TracingMiddleware:
         # mapping with two ABC isinstance checks and copies it first (measured ~25 % slower for
         # the usual two values).
         try:
-            template = self._resolve_route(scope)
+            template = self._resolve_route(scope) or self._lookup_route(scope)
         except Exception:  # a broken user resolver must not fail the request
             _log.exception("route_resolver failed; span named by method only")
             template = None
@@ -278,8 +279,12 @@ class TracingMiddleware:
             server = scope.get("server")
             if server:
                 attributes["server.address"] = server[0]
-                if server[1] is not None:
-                    attributes["server.port"] = server[1]
+                port = server[1]
+                if port is not None and type(port) is not int:
+                    # granian gives the port as a string; the conventions want an int.
+                    port = int(port) if str(port).isdigit() else None
+                if port is not None:
+                    attributes["server.port"] = port
         client = scope.get("client")
         if client:
             attributes["client.address"] = client[0]

@@ -1,22 +1,30 @@
-"""Serve an ASGI app under a real uvicorn or hypercorn on a free 127.0.0.1 port.
+"""Serve an ASGI app under a real uvicorn, hypercorn or granian on a free 127.0.0.1 port.
 
 The server runs in a background thread of the test process with its own event loop, so
-tests can inspect the app objects they built; it is stopped (and joined) on exit.
+tests can inspect the app objects they built; it is stopped (and joined) on exit. Granian's
+Rust HTTP core runs in-process through its embedded server (the same ASGI worker and lifespan
+protocol as ``granian --interface asgi``); :func:`serve_process` runs the ``granian`` command
+itself in a child process, stopped by its PID, for what only a separate process shows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from asgi_kit._asgi.types import ASGIApp
 
-SERVERS = ("uvicorn", "hypercorn")
+SERVERS = ("uvicorn", "hypercorn", "granian")
 
 
 def free_port() -> int:
@@ -98,5 +106,101 @@ def serve(
         finally:
             loop.call_soon_threadsafe(stop.set)
             thread.join(timeout)
+    elif server == "granian":
+        with _serve_granian(app, port, lifespan, timeout) as served:
+            yield served
     else:
         raise ValueError(f"unknown server {server!r}")
+
+
+@contextmanager
+def _serve_granian(app: ASGIApp, port: int, lifespan: str, timeout: float) -> Iterator[Served]:
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    # "asgi" runs the app's lifespan (startup failure stops the server); "asginl" skips it.
+    interface = Interfaces.ASGINL if lifespan == "off" else Interfaces.ASGI
+    # The embedded server says it is experimental, once per start, at WARNING: not news here.
+    logging.getLogger("_granian").setLevel(logging.ERROR)
+    granian = Server(app, address="127.0.0.1", port=port, interface=interface, log_level=LogLevels.error)
+    loop = asyncio.new_event_loop()
+    failure: list[BaseException] = []
+    threads_before = _os_threads()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(granian.serve())
+        except BaseException as exc:  # surfaced by _wait_listening's timeout and re-raised below
+            failure.append(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name=f"granian-{port}", daemon=True)
+    thread.start()
+    try:
+        try:
+            _wait_listening(port, time.monotonic() + timeout)
+        except TimeoutError:
+            if failure:
+                raise failure[0] from None
+            raise
+        yield Served(f"http://127.0.0.1:{port}", port, "granian")
+    finally:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(granian.stop)
+        thread.join(timeout)
+        # granian's Rust runtime threads outlive serve() briefly; an interpreter that exits
+        # while they finish aborts the process ("panic in a function that cannot unwind").
+        deadline = time.monotonic() + timeout
+        while _os_threads() > threads_before and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _os_threads() -> int:
+    """Threads of this process, Python's and native ones (Linux); 0 where that is unknown."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
+@contextmanager
+def serve_process(
+    target: str,
+    *,
+    interface: str = "asgi",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 15.0,
+) -> Iterator[Served]:
+    """Run ``granian --interface asgi target`` in a child process until the block ends.
+
+    ``target`` is ``module:attribute`` importable from the repository root. The process is
+    stopped by its PID (SIGINT, then SIGKILL if it has not exited in ``timeout`` seconds).
+    """
+    port = free_port()
+    command = [
+        sys.executable, "-m", "granian", "--interface", interface, "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "1", "--log-level", "warning", target,
+    ]  # fmt: skip
+    child_env = {**os.environ, "PYTHONPATH": os.getcwd(), **(env or {})}
+    process = subprocess.Popen(command, env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        try:
+            _wait_listening(port, time.monotonic() + timeout)
+        except TimeoutError:
+            process.kill()
+            _, err = process.communicate(timeout=timeout)
+            raise TimeoutError(f"granian did not start: {err.decode(errors='replace')[-2000:]}") from None
+        yield Served(f"http://127.0.0.1:{port}", port, "granian")
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout)
+        if process.stderr is not None:
+            process.stderr.close()

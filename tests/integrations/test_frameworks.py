@@ -359,7 +359,14 @@ def test_problems_over_real_http(framework: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("framework", "package"), [("starlette", "starlette"), ("fastapi", "fastapi"), ("litestar", "litestar")]
+    ("framework", "package"),
+    [
+        ("starlette", "starlette"),
+        ("fastapi", "fastapi"),
+        ("litestar", "litestar"),
+        ("_starlette_routes", "starlette"),
+        ("_litestar_routes", "litestar"),
+    ],
 )
 def test_missing_framework_names_pip_install(
     framework: str, package: str, monkeypatch: pytest.MonkeyPatch
@@ -377,4 +384,8 @@ def test_package_imports_no_framework() -> None:
     """Importing asgi_kit.integrations itself imports no web framework."""
     import asgi_kit.integrations
 
-    assert asgi_kit.integrations.__all__ == []
+    assert asgi_kit.integrations.__all__ == [
+        "RouteFinder",
+        "register_route_finder",
+        "unregister_route_finder",
+    ]

@@ -1,4 +1,4 @@
-"""The full stack over real HTTP: {bare ASGI, Starlette, FastAPI, Litestar} x {uvicorn, hypercorn}.
+"""The full stack over real HTTP: {bare ASGI, Starlette, FastAPI, Litestar} x {uvicorn, hypercorn, granian}.
 
 One composed stack (request id, tracing, access log, metrics, problem details, security headers,
 JWT auth, RBAC) around the same small app under every framework and server: the behaviour a
