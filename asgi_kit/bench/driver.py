@@ -474,6 +474,11 @@ def evaluate_targets(
         missing = [n for n in (target.numerator, *target.denominators) if n not in overheads]
         if missing:
             row["note"] = f"not measured: {', '.join(missing)}"
+        elif target.kind == "absolute":  # a bound in microseconds per request, not a ratio
+            row["measured"] = overheads[target.numerator] / 1000
+            row["note"] = "µs per request"
+            if target.limit is not None:
+                row["passed"] = row["measured"] <= target.limit
         else:
             denominator = sum(overheads[n] for n in target.denominators)
             if denominator <= 0:

@@ -33,6 +33,13 @@ from asgi_kit.bench._apps import (
     bare_starlette_app,
     passthroughs,
 )
+from asgi_kit.bench.client import (
+    client_call_base,
+    client_span_floor,
+    kit_client_span,
+    kit_client_span_new_url,
+    kit_client_span_no_provider,
+)
 from asgi_kit.bench.context import BenchContext
 from asgi_kit.bench.kit import (
     KIT_LAYERS,
@@ -82,7 +89,8 @@ class Variant:
 class Target:
     """A ratio the issue sets: overhead(numerator) / sum(overhead(denominators)) <= limit.
 
-    ``limit=None`` makes it informational (reported, never pass/fail).
+    ``limit=None`` makes it informational (reported, never pass/fail). ``kind="absolute"``
+    bounds the numerator's overhead itself, in microseconds per request (no denominators).
     """
 
     name: str
@@ -97,6 +105,7 @@ class Target:
 ASGI: Final = "bare.asgi"
 FASTAPI: Final = "bare.fastapi"
 STARLETTE: Final = "bare.starlette"
+CLIENT_CALL: Final = "bare.asgi.client_call"
 
 
 def _bare_asgi(ctx: BenchContext) -> ASGIApp:
@@ -146,6 +155,15 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
     (ASGI, "base", None, "bare pure-ASGI app", _bare_asgi, "cached", False),
     (FASTAPI, "base", None, "bare FastAPI app, one async route", _bare_fastapi, "cached", False),
     (STARLETTE, "base", None, "bare Starlette app, one async route", _bare_starlette, "cached", False),
+    (
+        CLIENT_CALL,
+        "base",
+        None,
+        "bare.asgi plus what an HTTPClient call does that its span reads (parse the URL, the headers)",
+        client_call_base,
+        "cached",
+        False,
+    ),
     ("floor.passthrough", "floor", ASGI, "pure-ASGI passthrough (the floor)", _passthrough, "cached", False),
     (
         "floor.passthrough.x10",
@@ -171,6 +189,16 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         ASGI,
         "floor.otel_sdk plus the 11 attributes and the route name the kit records, as constants",
         _otel_sdk_floor_semconv,
+        "cached",
+        False,
+    ),
+    (
+        "floor.otel_sdk.client",
+        "floor",
+        CLIENT_CALL,
+        "the SDK's own charge for the client span the kit records: start it with the 4 attributes "
+        "(constants), read its context, set the status code, end it",
+        client_span_floor,
         "cached",
         False,
     ),
@@ -227,6 +255,35 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         ASGI,
         "TracingMiddleware with OpenTelemetry's no-op tracer provider (tracing not configured)",
         tracing_no_provider,
+        "cached",
+        False,
+    ),
+    (
+        "kit.httpclient.span",
+        "kit",
+        CLIENT_CALL,
+        "HTTPClient's CLIENT span for one request sent: url.full and server.* from the URL, "
+        "the span, its traceparent into the headers, the status code, the end",
+        kit_client_span,
+        "cached",
+        False,
+    ),
+    (
+        "kit.httpclient.span.new_url",
+        "kit",
+        CLIENT_CALL,
+        "kit.httpclient.span with url.full and server.* computed afresh (a URL the client has not "
+        "called yet, or a call with params)",
+        kit_client_span_new_url,
+        "cached",
+        False,
+    ),
+    (
+        "kit.httpclient.span.no_provider",
+        "kit",
+        CLIENT_CALL,
+        "the same HTTPClient code path with no tracer provider configured (the global one unset)",
+        kit_client_span_no_provider,
         "cached",
         False,
     ),
@@ -519,6 +576,28 @@ TARGETS: Final[tuple[Target, ...]] = (
         "kit.tracing.no_provider",
         ("peer.otel_asgi.no_provider",),
         0.05,
+    ),
+    Target(
+        "client_span",
+        "HTTPClient's client span <= 1.3x the SDK's own charge for the same span and attributes",
+        "kit.httpclient.span",
+        ("floor.otel_sdk.client",),
+        1.3,
+    ),
+    Target(
+        "client_span_new_url",
+        "the client span for a URL not called before vs the SDK's charge (information)",
+        "kit.httpclient.span.new_url",
+        ("floor.otel_sdk.client",),
+        None,
+    ),
+    Target(
+        "client_span_no_provider",
+        "HTTPClient with no tracer provider configured: <= 0.5 µs per call",
+        "kit.httpclient.span.no_provider",
+        (),
+        0.5,
+        kind="absolute",
     ),
     Target(
         "access_log_base_http",

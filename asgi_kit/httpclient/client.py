@@ -369,7 +369,8 @@ class HTTPClient:
             method_retryable=bool(merged.get("Idempotency-Key")) or method in policy.retry_methods,
             safe_url=_safe_url(target),
             tracer=tracer,
-            target=None if tracer is None else url_attributes(target),
+            # Keyed by the URL as given (the base URL is fixed per client); params vary per call.
+            target=None if tracer is None else self._spans.target(None if params else url, target),
             inject_trace=inject_trace,
         )
 

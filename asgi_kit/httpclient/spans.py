@@ -44,6 +44,8 @@ KNOWN_METHODS: Final = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
 )
 MAX_ATTRIBUTE_LENGTH: Final = 1024
+#: URLs whose span attributes a client keeps (a client calls a handful of endpoints).
+TARGETS_KEPT: Final = 64
 _FLAGS_SUFFIX: Final = tuple(f"-{flags:02x}" for flags in range(256))
 
 
@@ -75,7 +77,7 @@ class ClientSpans:
             when :meth:`resolve` runs (the client opening).
     """
 
-    __slots__ = ("_client_kind", "_error_status", "_provider", "tracer")
+    __slots__ = ("_client_kind", "_error_status", "_provider", "_targets", "tracer")
 
     def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
         self._provider = tracer_provider
@@ -83,6 +85,24 @@ class ClientSpans:
         self.tracer: Tracer | None = None
         self._client_kind: Any = None
         self._error_status: Status | None = None
+        self._targets: dict[str, tuple[str, str, int | None]] = {}
+
+    def target(self, key: str | None, url: URL) -> tuple[str, str, int | None]:
+        """:func:`url_attributes` of ``url``, remembered under ``key`` (the URL as the caller wrote it).
+
+        A client calls the same few endpoints again and again, and reading a fresh ``URL``'s
+        parts costs more than the rest of the span work: each is computed once. Bounded,
+        since callers choose URLs; ``key=None`` (a call with ``params``) is never kept.
+        """
+        if key is None:
+            return url_attributes(url)
+        found = self._targets.get(key)
+        if found is None:
+            found = url_attributes(url)
+            if len(self._targets) >= TARGETS_KEPT:
+                self._targets.clear()
+            self._targets[key] = found
+        return found
 
     def resolve(self) -> None:
         """Decide, once, whether spans are recorded (called when the client opens)."""
