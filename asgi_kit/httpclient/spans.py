@@ -31,7 +31,7 @@ from asgi_kit._asgi.redaction import SECRET_QUERY_PARAMS, redact_query_values
 from asgi_kit._version import __version__
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span, Status, Tracer, TracerProvider
+    from opentelemetry.trace import Span, Tracer, TracerProvider
 
 INSTRUMENTATION_NAME: Final = "asgi_kit.httpclient"
 #: What replaces credentials and secret query values in ``url.full`` (the conventions' word).
@@ -83,8 +83,9 @@ class ClientSpans:
         self._provider = tracer_provider
         #: The tracer spans are started with; ``None`` while spans are off (the hot-path test).
         self.tracer: Tracer | None = None
+        # Set by resolve(), before any span exists (the API is imported only there).
         self._client_kind: Any = None
-        self._error_status: Status | None = None
+        self._error_status: Any = None
         self._targets: dict[str, tuple[str, str, int | None]] = {}
 
     def target(self, key: str | None, url: URL) -> tuple[str, str, int | None]:
@@ -173,8 +174,7 @@ class ClientSpans:
                 error_type = str(status)
         if error_type is not None:
             span.set_attribute("error.type", error_type)
-            if self._error_status is not None:
-                span.set_status(self._error_status)
+            span.set_status(self._error_status)
         span.end()
 
 

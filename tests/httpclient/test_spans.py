@@ -436,3 +436,52 @@ def test_the_global_provider_is_read_when_the_client_opens() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
+
+
+async def test_a_stale_tracestate_is_dropped_when_the_span_has_none(
+    upstream: ScriptedServer, provider: TracerProvider
+) -> None:
+    """A tracestate among the client's headers never goes out beside a span that carries none."""
+    upstream.script("/x", reply(200))
+    async with make(upstream, provider, headers={"tracestate": "stale=1"}) as client:
+        await client.get("/x")
+    assert "tracestate" not in upstream.hits("/x")[0].headers
+
+
+async def test_ids_outside_the_w3c_sizes_are_written_as_they_are(upstream: ScriptedServer) -> None:
+    """An id generator giving ids wider than W3C's still yields a traceparent, never an error."""
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    class Wide(IdGenerator):
+        def generate_span_id(self) -> int:
+            return 1 << 70
+
+        def generate_trace_id(self) -> int:
+            return 1 << 130
+
+    wide = TracerProvider(id_generator=Wide(), shutdown_on_exit=False)
+    upstream.script("/x", reply(200))
+    async with make(upstream, wide) as client:
+        await client.get("/x")
+    _, parent_id, _ = parent_of(upstream.hits("/x")[0].headers["traceparent"])
+    assert parent_id == f"{1 << 70:016x}"
+    wide.shutdown()
+
+
+def test_url_attributes_are_kept_per_url_and_bounded(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """target() computes a URL's attributes once per key, keeps at most 64, never keeps params calls."""
+    spans = ClientSpans(provider)
+    spans.resolve()
+    first = spans.target("/a", URL("http://h/a"))
+    assert spans.target("/a", URL("http://h/other")) is first  # remembered under its key
+    assert spans.target(None, URL("http://h/b?page=2")) == ("http://h/b?page=2", "h", 80)
+    for index in range(70):
+        spans.target(f"/{index}", URL(f"http://h/{index}"))
+    assert len(spans._targets) <= 64
+    assert spans.tracer is not None
+    span = spans.start(spans.tracer, "GET", ("x://h/", "h", None), 0, None)  # a scheme with no port
+    spans.end(span, 200)
+    (finished,) = exporter.get_finished_spans()
+    assert finished.attributes is not None and "server.port" not in finished.attributes
