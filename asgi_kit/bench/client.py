@@ -10,21 +10,21 @@ sent, around the bare app:
 - :class:`ClientSpanFloor`: the base plus only the SDK calls a client span needs: start a
   ``CLIENT`` span under the current context with the attributes the kit records (constants
   prepared once), read its context (to propagate it), set the status code, end it.
-- :class:`KitClientSpan`: the base plus the kit's own calls, the ones ``HTTPClient`` makes:
+- :class:`KitClientSpan`: the base plus the kit's own steps, the ones ``HTTPClient`` takes:
+  the per-call :class:`~asgi_kit.httpclient.spans.CallSpans`,
   :meth:`~asgi_kit.httpclient.spans.ClientSpans.target` (``url.full`` and ``server.*`` of
   the URL, computed once per URL as the client does; ``new_url=True``: computed afresh every
   time, as for a call with ``params``), then
-  :meth:`~asgi_kit.httpclient.spans.ClientSpans.start` (attributes, span, ``traceparent``
-  into the headers) and :meth:`~asgi_kit.httpclient.spans.ClientSpans.end`.
-- :class:`KitClientNoSpan`: the base plus every step ``HTTPClient``'s span code takes with
-  no provider configured (read the decision, the span fields a call carries, the tests that
-  skip the span), ``copies`` times per request: one is a few tens of nanoseconds, below what
-  a base's noise lets a single copy resolve.
+  :meth:`~asgi_kit.httpclient.spans.CallSpans.start` (attributes, span, ``traceparent``
+  into the headers) and :meth:`~asgi_kit.httpclient.spans.CallSpans.end`.
+  With no provider configured (``kit.httpclient.span.no_provider.x10``) the same steps run
+  with spans off (read the decision, store the call's one span field, the tests that skip the
+  span), ten times per request: one is a few tens of nanoseconds, below what the base's noise
+  lets a single copy resolve.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final
 
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
@@ -79,71 +79,54 @@ class ClientSpanFloor:
         span.end()
 
 
-class KitClientSpan:
-    """The kit's client span work for one request sent, as ``HTTPClient`` does it."""
+class _Holder:
+    """Stands for the call object ``HTTPClient`` keeps its one span field on."""
 
-    def __init__(self, app: ASGIApp, *, tracer_provider: Any, new_url: bool = False) -> None:
-        (spans_cls,) = load("asgi_kit.httpclient.spans", "ClientSpans")
+    __slots__ = ("spans",)
+
+    def __init__(self) -> None:
+        self.spans: Any = None
+
+
+class KitClientSpan:
+    """The kit's client span work for one request sent, step by step as ``HTTPClient`` does it.
+
+    ``copies`` repeats the work that many times per bench request (the app runs once, inside
+    the first): with spans off one copy is below what the base's noise lets the suite resolve.
+    """
+
+    def __init__(self, app: ASGIApp, *, tracer_provider: Any, new_url: bool = False, copies: int = 1) -> None:
+        spans_cls, self._call_spans = load("asgi_kit.httpclient.spans", "ClientSpans", "CallSpans")
         self.app = app
+        self.copies = copies
         self._key = None if new_url else CLIENT_URL
         self._url, self._headers = load("yarl", "URL")[0], load("multidict", "CIMultiDict")[0]
+        self._holder = _Holder()
         self.spans = spans_cls(tracer_provider)
         self.spans.resolve()  # what HTTPClient does when it opens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         url = self._url(CLIENT_URL)
         headers = self._headers(_BASE_HEADERS)
-        tracer = self.spans.tracer
-        span = None
-        if tracer is not None:
-            span = self.spans.start(tracer, "GET", self.spans.target(self._key, url), 0, headers)
-        await self.app(scope, receive, send)
-        if span is not None:
-            self.spans.end(span, 200)
-
-
-@dataclass(slots=True)
-class _SpanFields:
-    """The span fields ``HTTPClient``'s per-call ``_Call`` carries (a whole object here: an overestimate)."""
-
-    tracer: Any = None
-    target: Any = None
-    inject_trace: bool = False
-    span: Any = None
-    sent: int = 0
-
-
-class KitClientNoSpan:
-    """``HTTPClient``'s span code path with spans off, ``copies`` times per request."""
-
-    def __init__(self, app: ASGIApp, *, copies: int) -> None:
-        (spans_cls,) = load("asgi_kit.httpclient.spans", "ClientSpans")
-        self.app = app
-        self.copies = copies
-        self._url, self._headers = load("yarl", "URL")[0], load("multidict", "CIMultiDict")[0]
-        self.spans = spans_cls(None)
-        self.spans.resolve()  # the global provider is unset: spans off
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        url = self._url(CLIENT_URL)
-        headers = self._headers(_BASE_HEADERS)
-        spans = self.spans
-        for _ in range(self.copies):
-            # _prepare: the decision, whether to inject, the fields of the call
+        spans, holder = self.spans, self._holder
+        for copy in range(self.copies):
+            # _prepare: the decision, whether to inject, the call's one span field
             tracer = spans.tracer
             inject_trace = tracer is not None and "traceparent" not in headers
-            call = _SpanFields(
-                tracer=tracer,
-                target=None if tracer is None else spans.target(CLIENT_URL, url),
-                inject_trace=inject_trace,
+            holder.spans = (
+                None
+                if tracer is None
+                else self._call_spans(spans, tracer, spans.target(self._key, url), inject_trace)
             )
-            # _send: a span per request sent; _attempt: end the span in flight
-            if call.tracer is not None:
-                call.span = spans.start(call.tracer, "GET", call.target, call.sent, headers)
-            call.sent += 1
-            if call.span is not None:
-                spans.end(call.span, 200)
-        await self.app(scope, receive, send)
+            # _send: a span per request sent (its traceparent into the headers)
+            call_spans = holder.spans
+            if call_spans is not None:
+                call_spans.start("GET", url, url, headers)
+            if copy == 0:
+                await self.app(scope, receive, send)
+            # _attempt: the response read, the span ends with its status
+            if holder.spans is not None:
+                holder.spans.end(200)
 
 
 def client_call_base(ctx: BenchContext) -> ASGIApp:
@@ -168,7 +151,7 @@ def kit_client_span_no_provider(ctx: BenchContext) -> ASGIApp:
     provider = get_provider()
     if not isinstance(provider, proxy_cls):
         raise SkipVariant("a global tracer provider is set in this process")
-    return KitClientNoSpan(bare_asgi_app, copies=NO_PROVIDER_COPIES)
+    return KitClientSpan(bare_asgi_app, tracer_provider=None, copies=NO_PROVIDER_COPIES)
 
 
 __all__ = [
@@ -176,7 +159,6 @@ __all__ = [
     "NO_PROVIDER_COPIES",
     "ClientCallBase",
     "ClientSpanFloor",
-    "KitClientNoSpan",
     "KitClientSpan",
     "client_call_base",
     "client_span_floor",

@@ -58,10 +58,10 @@ from asgi_kit.httpclient.errors import (
 from asgi_kit.httpclient.policy import Clock, Limits, RetryPolicy, SystemClock, Timeouts, _check_seconds
 from asgi_kit.httpclient.response import AttemptRecord, Response, StreamResponse
 from asgi_kit.httpclient.retry_after import retry_after_seconds, should_retry_hint
-from asgi_kit.httpclient.spans import ClientSpans, error_type_of, url_attributes
+from asgi_kit.httpclient.spans import CallSpans, ClientSpans, error_type_of
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span, Tracer, TracerProvider
+    from opentelemetry.trace import TracerProvider
 
 #: Headers that never follow a redirect to another origin (they carry credentials).
 SENSITIVE_HEADERS: Final = frozenset(
@@ -86,14 +86,7 @@ class _Call:
     deadline_at: float | None
     method_retryable: bool
     safe_url: str
-    # Client spans (all None/False while spans are off): the tracer, url.full/server.* of
-    # ``url``, whether each request carries its own span's traceparent, the open span of the
-    # request in flight, and how many requests this call has sent (http.request.resend_count).
-    tracer: Tracer | None = None
-    target: tuple[str, str, int | None] | None = None
-    inject_trace: bool = False
-    span: Span | None = None
-    sent: int = 0
+    spans: CallSpans | None = None  # the call's client spans; None while spans are off
 
 
 def _safe_url(url: URL) -> str:
@@ -368,10 +361,12 @@ class HTTPClient:
             # A key given as a header (per call or on the client) is as good as the argument.
             method_retryable=bool(merged.get("Idempotency-Key")) or method in policy.retry_methods,
             safe_url=_safe_url(target),
-            tracer=tracer,
+            spans=None
+            if tracer is None
             # Keyed by the URL as given (the base URL is fixed per client); params vary per call.
-            target=None if tracer is None else self._spans.target(None if params else url, target),
-            inject_trace=inject_trace,
+            else CallSpans(
+                self._spans, tracer, self._spans.target(None if params else url, target), inject_trace
+            ),
         )
 
     @staticmethod
@@ -406,7 +401,7 @@ class HTTPClient:
             elif content is None:  # a stream whose status is final: hand it over open
                 self._report(call, attempt, raw.status, None, elapsed, False, 0.0)
                 # Its span, if any, goes with it and ends when the stream does.
-                span, call.span = call.span, None
+                span = None if call.spans is None else call.spans.hand_over()
                 return StreamResponse(
                     raw=raw,
                     content=None,
@@ -491,11 +486,10 @@ class HTTPClient:
             # Cancellation, errors and retries alike: never leave a connection checked out.
             if raw is not None and content is None and not handed_over:
                 raw.close()
-            if call.span is not None and not handed_over:
-                span, call.span = call.span, None
+            if call.spans is not None and not handed_over:
                 if error is not None:
                     failure = error_type_of(type(error))
-                self._spans.end(span, None if raw is None else raw.status, failure)
+                call.spans.end(None if raw is None else raw.status, failure)
         return raw, content, error, time.perf_counter() - started
 
     def _delay_after_error(
@@ -565,14 +559,10 @@ class HTTPClient:
             total=None, connect=call.timeouts.connect, sock_read=call.timeouts.stream_read if stream else None
         )
         method, url, headers, json, data = call.method, call.url, call.headers, call.json, call.data
-        tracer = call.tracer
+        spans = call.spans
         for hop in range(self._max_redirects + 1):
-            if tracer is not None:  # a span per request sent: each redirect hop is one too
-                where = call.target if url is call.url and call.target is not None else url_attributes(url)
-                call.span = self._spans.start(
-                    tracer, method, where, call.sent, headers if call.inject_trace else None
-                )
-            call.sent += 1
+            if spans is not None:  # a span per request sent: each redirect hop is one too
+                spans.start(method, url, call.url, headers)
             raw = await session.request(
                 method, url, headers=headers, json=json, data=data, allow_redirects=False, timeout=timeout
             )
@@ -580,10 +570,9 @@ class HTTPClient:
             if not self._follow_redirects or raw.status not in _REDIRECTS or not location:
                 return raw
             raw.release()
-            if call.span is not None:
-                span, call.span = call.span, None
+            if spans is not None:
                 last = hop == self._max_redirects  # conventions: a 3xx past the redirect limit is an error
-                self._spans.end(span, raw.status, error_type_of(TooManyRedirects) if last else None)
+                spans.end(raw.status, error_type_of(TooManyRedirects) if last else None)
             target = raw.url.join(URL(location))
             if target.origin() != url.origin():
                 headers = CIMultiDict(

@@ -22,6 +22,7 @@ transport failure. The status is ``Error`` in those cases (for a client 4xx is a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from multidict import CIMultiDict
@@ -178,11 +179,54 @@ class ClientSpans:
         span.end()
 
 
+@dataclass(slots=True)
+class CallSpans:
+    """The client spans of one call (all its attempts and redirect hops); lives in its locals.
+
+    Exists only while spans are on, so a call with spans off carries a single ``None``.
+
+    Attributes:
+        spans: the client's :class:`ClientSpans`.
+        tracer: the tracer spans start with.
+        target: :func:`url_attributes` of the call's URL.
+        inject_trace: whether each request carries its own span's ``traceparent``.
+        span: the span of the request in flight, until it ends or is handed to a stream.
+        sent: requests sent so far (the next one's ``http.request.resend_count``).
+    """
+
+    spans: ClientSpans
+    tracer: Tracer
+    target: tuple[str, str, int | None]
+    inject_trace: bool
+    span: Span | None = None
+    sent: int = 0
+
+    def start(self, method: str, url: URL, call_url: URL, headers: CIMultiDict[str]) -> None:
+        """Start the span of the request about to go to ``url`` (a redirect hop when not ``call_url``)."""
+        where = self.target if url is call_url else url_attributes(url)
+        self.span = self.spans.start(
+            self.tracer, method, where, self.sent, headers if self.inject_trace else None
+        )
+        self.sent += 1
+
+    def end(self, status: int | None, error_type: str | None = None) -> None:
+        """End the span in flight, if any, with its outcome."""
+        span, self.span = self.span, None
+        if span is not None:
+            self.spans.end(span, status, error_type)
+
+    def hand_over(self) -> Span | None:
+        """The span in flight, no longer this call's to end (a stream ends it)."""
+        span, self.span = self.span, None
+        return span
+
+
 __all__ = [
     "INSTRUMENTATION_NAME",
     "KNOWN_METHODS",
     "REDACTED",
     "URL_SECRET_QUERY_PARAMS",
+    "CallSpans",
     "ClientSpans",
     "error_type_of",
     "url_attributes",

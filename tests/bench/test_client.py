@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind
 
 from asgi_kit._asgi.types import ASGIApp, Message
 from asgi_kit.bench._apps import BODY, bare_asgi_app, bearer_values, request_scope
-from asgi_kit.bench.client import ClientCallBase, ClientSpanFloor, KitClientNoSpan, KitClientSpan
+from asgi_kit.bench.client import ClientCallBase, ClientSpanFloor, KitClientSpan
 from asgi_kit.bench.driver import evaluate_targets
 from asgi_kit.bench.variants import TARGETS
 
@@ -62,7 +62,7 @@ def test_client_floor_records_the_same_span_as_the_kit(
 
 def test_base_and_no_provider_record_nothing(exporter: InMemorySpanExporter) -> None:
     """The base and the kit with the global provider unset answer without making a span."""
-    no_provider = KitClientNoSpan(bare_asgi_app, copies=10)
+    no_provider = KitClientSpan(bare_asgi_app, tracer_provider=None, copies=10)
     assert no_provider.spans.tracer is None
     for app in (
         ClientCallBase(bare_asgi_app),
