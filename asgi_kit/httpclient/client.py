@@ -8,7 +8,8 @@ never in the middleware stack. One client per upstream, created at start-up
 What it reads and writes: it reads the current request's id (``get_request_id()``) and trace
 ids (``get_trace_ids()``) from :mod:`asgi_kit._asgi.context` and sends them as
 ``X-Request-ID``, ``traceparent`` and ``tracestate`` on every attempt (unless the caller set
-them). It logs one record per attempt on the ``asgi_kit.httpclient`` logger (method, URL
+them). With a tracer provider (:mod:`asgi_kit.httpclient.spans`) every request sent gets its
+own ``CLIENT`` span, a child of the current span, and ``traceparent`` names that span. It logs one record per attempt on the ``asgi_kit.httpclient`` logger (method, URL
 without query, status or error class, timing; never headers or bodies) and reports the same
 facts to the ``on_attempt`` hook.
 

@@ -6,7 +6,7 @@ concerns do not import each other) and imports it only when the client opens, so
 ``tracing`` extra stays optional. Whether spans are recorded is decided once, when the client
 opens: with no ``tracer_provider`` and OpenTelemetry's global provider still unset (the
 API's proxy), with the no-op provider, or without ``opentelemetry-api`` installed, nothing
-is ever started and a call pays one attribute test.
+is ever started and a call pays a few ``is None`` tests.
 
 Each physical request (every attempt, every redirect hop) gets its own span, a child of the
 span current in the caller's context (the server span of ``TracingMiddleware``, or one the
