@@ -520,10 +520,12 @@ def evaluate_targets(
         missing = [n for n in (target.numerator, *target.denominators) if n not in overheads]
         if missing:
             row["note"] = f"not measured: {', '.join(missing)}"
-        elif not target.denominators:  # an absolute bound, in µs
+        elif target.kind == "absolute":  # a bound in microseconds per request (or per copy), not a ratio
             row["measured"] = overheads[target.numerator] / target.copies / 1000
             row["numerator_ns"] = overheads[target.numerator] / target.copies
             row["unit"] = "µs absolute"
+            if target.copies != 1:
+                row["note"] = f"µs per copy ({target.copies} per request)"
             if target.limit is not None:
                 row["passed"] = row["measured"] <= target.limit
         else:

@@ -34,6 +34,13 @@ from asgi_kit.bench._apps import (
     bare_starlette_app,
     passthroughs,
 )
+from asgi_kit.bench.client import (
+    client_call_base,
+    client_span_floor,
+    kit_client_span,
+    kit_client_span_new_url,
+    kit_client_span_no_provider,
+)
 from asgi_kit.bench.context import BenchContext
 from asgi_kit.bench.kit import (
     KIT_LAYERS,
@@ -84,9 +91,10 @@ class Target:
     """A ratio the issue sets: overhead(numerator) / sum(overhead(denominators)) <= limit.
 
     ``limit=None`` makes it informational (reported, never pass/fail). ``kind="store_queries"``
-    measures the numerator's store queries per request instead (no denominators). Otherwise, with
-    no denominators the bound is absolute: overhead(numerator) / copies, in µs, <= limit
-    (``copies`` undoes the amplification of a variant made of that many nested copies).
+    measures the numerator's store queries per request instead (no denominators).
+    ``kind="absolute"`` bounds the numerator's overhead itself, in microseconds per request (no
+    denominators), divided by ``copies`` when the numerator repeats the measured work that many
+    times.
     """
 
     name: str
@@ -102,6 +110,7 @@ class Target:
 ASGI: Final = "bare.asgi"
 FASTAPI: Final = "bare.fastapi"
 STARLETTE: Final = "bare.starlette"
+CLIENT_CALL: Final = "bare.asgi.client_call"
 
 
 def _bare_asgi(ctx: BenchContext) -> ASGIApp:
@@ -159,6 +168,15 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
     (ASGI, "base", None, "bare pure-ASGI app", _bare_asgi, "cached", False),
     (FASTAPI, "base", None, "bare FastAPI app, one async route", _bare_fastapi, "cached", False),
     (STARLETTE, "base", None, "bare Starlette app, one async route", _bare_starlette, "cached", False),
+    (
+        CLIENT_CALL,
+        "base",
+        None,
+        "bare.asgi plus what an HTTPClient call does that its span reads (parse the URL, the headers)",
+        client_call_base,
+        "cached",
+        False,
+    ),
     ("floor.passthrough", "floor", ASGI, "pure-ASGI passthrough (the floor)", _passthrough, "cached", False),
     (
         "floor.passthrough.x10",
@@ -193,6 +211,16 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         "floor.passthrough.x10",
         "10 nested matches of the request against the suite's FastAPI router (a 401's label)",
         _label_before_routing_fastapi_x10,
+        "cached",
+        False,
+    ),
+    (
+        "floor.otel_sdk.client",
+        "floor",
+        CLIENT_CALL,
+        "the SDK's own charge for the client span the kit records: start it with the 4 attributes "
+        "(constants), read its context, set the status code, end it",
+        client_span_floor,
         "cached",
         False,
     ),
@@ -249,6 +277,36 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         ASGI,
         "TracingMiddleware with OpenTelemetry's no-op tracer provider (tracing not configured)",
         tracing_no_provider,
+        "cached",
+        False,
+    ),
+    (
+        "kit.httpclient.span",
+        "kit",
+        CLIENT_CALL,
+        "HTTPClient's CLIENT span for one request sent: url.full and server.* from the URL, "
+        "the span, its traceparent into the headers, the status code, the end",
+        kit_client_span,
+        "cached",
+        False,
+    ),
+    (
+        "kit.httpclient.span.new_url",
+        "kit",
+        CLIENT_CALL,
+        "kit.httpclient.span with url.full and server.* computed afresh (a URL the client has not "
+        "called yet, or a call with params)",
+        kit_client_span_new_url,
+        "cached",
+        False,
+    ),
+    (
+        "kit.httpclient.span.no_provider.x10",
+        "kit",
+        CLIENT_CALL,
+        "HTTPClient's span code path with no tracer provider configured (the global one unset), "
+        "10 calls' worth per request",
+        kit_client_span_no_provider,
         "cached",
         False,
     ),
@@ -548,8 +606,31 @@ TARGETS: Final[tuple[Target, ...]] = (
         "kit.routes.before_routing.fastapi.x10",
         (),
         2.0,
-        kind="overhead_us",
+        kind="absolute",
         copies=AMPLIFY,
+    ),
+    Target(
+        "client_span",
+        "HTTPClient's client span <= 1.3x the SDK's own charge for the same span and attributes",
+        "kit.httpclient.span",
+        ("floor.otel_sdk.client",),
+        1.3,
+    ),
+    Target(
+        "client_span_new_url",
+        "the client span for a URL not called before vs the SDK's charge (information)",
+        "kit.httpclient.span.new_url",
+        ("floor.otel_sdk.client",),
+        None,
+    ),
+    Target(
+        "client_span_no_provider",
+        "HTTPClient with no tracer provider configured: <= 0.5 µs per call",
+        "kit.httpclient.span.no_provider.x10",
+        (),
+        0.5,
+        kind="absolute",
+        copies=10,
     ),
     Target(
         "access_log_base_http",

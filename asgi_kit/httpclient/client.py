@@ -8,7 +8,8 @@ never in the middleware stack. One client per upstream, created at start-up
 What it reads and writes: it reads the current request's id (``get_request_id()``) and trace
 ids (``get_trace_ids()``) from :mod:`asgi_kit._asgi.context` and sends them as
 ``X-Request-ID``, ``traceparent`` and ``tracestate`` on every attempt (unless the caller set
-them). It logs one record per attempt on the ``asgi_kit.httpclient`` logger (method, URL
+them). With a tracer provider (:mod:`asgi_kit.httpclient.spans`) every request sent gets its
+own ``CLIENT`` span, a child of the current span, and ``traceparent`` names that span. It logs one record per attempt on the ``asgi_kit.httpclient`` logger (method, URL
 without query, status or error class, timing; never headers or bodies) and reports the same
 facts to the ``on_attempt`` hook.
 
@@ -38,7 +39,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, Final, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar, overload
 
 import aiohttp
 from multidict import CIMultiDict
@@ -58,6 +59,10 @@ from asgi_kit.httpclient.errors import (
 from asgi_kit.httpclient.policy import Clock, Limits, RetryPolicy, SystemClock, Timeouts, _check_seconds
 from asgi_kit.httpclient.response import AttemptRecord, Response, StreamResponse
 from asgi_kit.httpclient.retry_after import retry_after_seconds, should_retry_hint
+from asgi_kit.httpclient.spans import CallSpans, ClientSpans, error_type_of
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 #: Headers that never follow a redirect to another origin (they carry credentials).
 SENSITIVE_HEADERS: Final = frozenset(
@@ -82,6 +87,7 @@ class _Call:
     deadline_at: float | None
     method_retryable: bool
     safe_url: str
+    spans: CallSpans | None = None  # the call's client spans; None while spans are off
 
 
 def _safe_url(url: URL) -> str:
@@ -110,6 +116,11 @@ class HTTPClient:
             exception in it is logged and ignored.
         logger: where per-attempt records go (default ``logging.getLogger("asgi_kit.httpclient")``).
         propagate_context: send ``X-Request-ID``/``traceparent``/``tracestate`` from the context.
+        tracer_provider: where the ``CLIENT`` span of each request goes (one per attempt and
+            redirect hop, a child of the current span; its id is the ``traceparent`` sent).
+            ``None``: OpenTelemetry's global provider, as it is when the client opens; while
+            that is unset, or with the no-op provider, no span is made and ``traceparent``
+            names the current server span, as without tracing.
     """
 
     def __init__(
@@ -131,6 +142,7 @@ class HTTPClient:
         on_attempt: Callable[[AttemptRecord], object] | None = None,
         logger: logging.Logger | None = None,
         propagate_context: bool = True,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError("retry must be a RetryPolicy")
@@ -146,6 +158,11 @@ class HTTPClient:
             raise TypeError("on_attempt must be callable")
         if limits is not None and not isinstance(limits, Limits):
             raise TypeError("limits must be a Limits")
+        if tracer_provider is not None:
+            from opentelemetry.trace import TracerProvider as _Provider  # given one: the API is there
+
+            if not isinstance(tracer_provider, _Provider):
+                raise TypeError("tracer_provider must be an opentelemetry TracerProvider or None")
         self._base_url = URL(base_url) if base_url else None
         if self._base_url is not None and not self._base_url.is_absolute():
             raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
@@ -160,6 +177,7 @@ class HTTPClient:
         self._on_attempt = on_attempt
         self._logger = logger or logging.getLogger("asgi_kit.httpclient")
         self._propagate = propagate_context
+        self._spans = ClientSpans(tracer_provider)
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -173,6 +191,8 @@ class HTTPClient:
     async def __aenter__(self) -> Self:
         if self._session is not None:
             raise RuntimeError("HTTPClient is already open")
+        # Decided once, here: a call never asks OpenTelemetry whether a provider has appeared.
+        self._spans.resolve()
         connector = aiohttp.TCPConnector(
             limit=self.limits.max_connections,
             limit_per_host=self.limits.max_connections_per_host,
@@ -311,8 +331,12 @@ class HTTPClient:
                 merged[name] = value
         if idempotency_key is not None:
             merged["Idempotency-Key"] = idempotency_key
+        tracer = self._spans.tracer
+        # With spans on, every request sent names its own span as the parent (W3C: the parent-id
+        # is the caller's current operation, the client request), unless the caller set one.
+        inject_trace = tracer is not None and self._propagate and "traceparent" not in merged
         if self._propagate:
-            self._add_context_headers(merged)
+            self._add_context_headers(merged, server_span=not inject_trace)
         if retry is False:
             policy = replace(self.retry, max_retries=0)
         elif isinstance(retry, RetryPolicy):
@@ -338,13 +362,22 @@ class HTTPClient:
             # A key given as a header (per call or on the client) is as good as the argument.
             method_retryable=bool(merged.get("Idempotency-Key")) or method in policy.retry_methods,
             safe_url=_safe_url(target),
+            spans=None
+            if tracer is None
+            # Keyed by the URL as given (the base URL is fixed per client); params vary per call.
+            else CallSpans(
+                self._spans, tracer, self._spans.target(None if params else url, target), inject_trace
+            ),
         )
 
     @staticmethod
-    def _add_context_headers(headers: CIMultiDict[str]) -> None:
+    def _add_context_headers(headers: CIMultiDict[str], *, server_span: bool) -> None:
+        """``X-Request-ID``, and the current server span's ``traceparent`` when ``server_span``."""
         request_id = get_request_id()
         if request_id and "x-request-id" not in headers:
             headers["X-Request-ID"] = request_id
+        if not server_span:
+            return
         trace = get_trace_ids()
         if trace is not None and "traceparent" not in headers:
             headers["traceparent"] = trace.traceparent
@@ -368,6 +401,8 @@ class HTTPClient:
                 raise RuntimeError("an HTTP attempt ended with neither a response nor an error")
             elif content is None:  # a stream whose status is final: hand it over open
                 self._report(call, attempt, raw.status, None, elapsed, False, 0.0)
+                # Its span, if any, goes with it and ends when the stream does.
+                span = None if call.spans is None else call.spans.hand_over()
                 return StreamResponse(
                     raw=raw,
                     content=None,
@@ -376,6 +411,8 @@ class HTTPClient:
                     url=_safe_url(raw.url),
                     method=call.method,
                     attempts=attempt,
+                    span=span,
+                    spans=self._spans if span is not None else None,
                 )
             else:
                 response = Response(
@@ -418,6 +455,7 @@ class HTTPClient:
         error: TransportError | None = None
         content: bytes | None = None
         handed_over = False
+        failure: str | None = None  # error.type of an exception that leaves this method
         try:
             async with asyncio.timeout(budget):
                 raw = await self._send(call, stream=stream)
@@ -440,11 +478,19 @@ class HTTPClient:
             error = self._error(NetworkError, call, attempt, f"{type(exc).__name__}: {exc}")
             error.__cause__ = exc
         except aiohttp.ClientError as exc:  # invalid URL and the like: a bug, never retried
+            failure = error_type_of(HTTPClientError)
             raise self._error(HTTPClientError, call, attempt, f"{type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:  # cancelled, or a bug: the span still ends, then it goes on
+            failure = error_type_of(type(exc))
+            raise
         finally:
             # Cancellation, errors and retries alike: never leave a connection checked out.
             if raw is not None and content is None and not handed_over:
                 raw.close()
+            if call.spans is not None and not handed_over:
+                if error is not None:
+                    failure = error_type_of(type(error))
+                call.spans.end(None if raw is None else raw.status, failure)
         return raw, content, error, time.perf_counter() - started
 
     def _delay_after_error(
@@ -514,7 +560,10 @@ class HTTPClient:
             total=None, connect=call.timeouts.connect, sock_read=call.timeouts.stream_read if stream else None
         )
         method, url, headers, json, data = call.method, call.url, call.headers, call.json, call.data
-        for _ in range(self._max_redirects + 1):
+        spans = call.spans
+        for hop in range(self._max_redirects + 1):
+            if spans is not None:  # a span per request sent: each redirect hop is one too
+                spans.start(method, url, call.url, headers)
             raw = await session.request(
                 method, url, headers=headers, json=json, data=data, allow_redirects=False, timeout=timeout
             )
@@ -522,6 +571,9 @@ class HTTPClient:
             if not self._follow_redirects or raw.status not in _REDIRECTS or not location:
                 return raw
             raw.release()
+            if spans is not None:
+                last = hop == self._max_redirects  # conventions: a 3xx past the redirect limit is an error
+                spans.end(raw.status, error_type_of(TooManyRedirects) if last else None)
             target = raw.url.join(URL(location))
             if target.origin() != url.origin():
                 headers = CIMultiDict(

@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequenc
 from contextlib import contextmanager
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -49,6 +49,9 @@ from asgi_kit.httpclient.openai_models import (
 from asgi_kit.httpclient.policy import Clock, Limits, RetryPolicy
 from asgi_kit.httpclient.response import AttemptRecord, Response
 from asgi_kit.httpclient.sse import ServerSentEvent, SSEDecodeError, SSEDecoder
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 #: Error codes that retrying cannot fix.
 NON_RETRYABLE_CODES: Final = frozenset({"insufficient_quota", "context_length_exceeded"})
@@ -110,7 +113,8 @@ class OpenAIClient:
         deadline: seconds a whole call may take (default none).
         headers: extra headers on every request.
         idempotency_keys: send a fresh ``Idempotency-Key`` with each POST so it may be retried.
-        limits, clock, on_attempt, logger: passed to the underlying :class:`HTTPClient`.
+        limits, clock, on_attempt, logger, tracer_provider: passed to the underlying
+            :class:`HTTPClient` (``tracer_provider``: where each request's ``CLIENT`` span goes).
         http_client: use this (already configured) client instead of building one; it is not
             opened or closed by this object.
     """
@@ -133,6 +137,7 @@ class OpenAIClient:
         clock: Clock | None = None,
         on_attempt: Callable[[AttemptRecord], object] | None = None,
         logger: logging.Logger | None = None,
+        tracer_provider: TracerProvider | None = None,
         http_client: HTTPClient | None = None,
     ) -> None:
         if not base_url:
@@ -156,6 +161,7 @@ class OpenAIClient:
             clock=clock,
             on_attempt=on_attempt,
             logger=logger,
+            tracer_provider=tracer_provider,
         )
         self._policy = replace(self._http.retry, give_up=_gives_up)
 

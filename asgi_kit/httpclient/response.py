@@ -11,12 +11,18 @@ from __future__ import annotations
 import json as jsonlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
 from asgi_kit.httpclient.errors import AttemptTimeout, HTTPStatusError, NetworkError
+from asgi_kit.httpclient.spans import error_type_of
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from asgi_kit.httpclient.spans import ClientSpans
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +117,25 @@ class StreamResponse:
     object nothing is retried. Transport failures while reading raise
     :class:`~asgi_kit.httpclient.NetworkError` or :class:`~asgi_kit.httpclient.AttemptTimeout`
     (the idle ``read`` timeout between chunks), never an aiohttp exception.
+
+    The request's ``CLIENT`` span (when spans are on) ends with the stream: when the block is
+    left, whether the body was read to the end, abandoned, or broke (``error.type`` then names
+    the error).
     """
 
-    __slots__ = ("_consumed", "_content", "_raw", "attempts", "headers", "method", "status", "url")
+    __slots__ = (
+        "_consumed",
+        "_content",
+        "_error_type",
+        "_raw",
+        "_span",
+        "_spans",
+        "attempts",
+        "headers",
+        "method",
+        "status",
+        "url",
+    )
 
     def __init__(
         self,
@@ -125,10 +147,15 @@ class StreamResponse:
         url: str,
         method: str,
         attempts: int,
+        span: Span | None = None,
+        spans: ClientSpans | None = None,
     ) -> None:
         self._raw = raw
         self._content = content
         self._consumed = raw is None
+        self._span = span
+        self._spans = spans
+        self._error_type: str | None = None
         self.status = status
         self.headers = headers
         self.url = url
@@ -145,6 +172,7 @@ class StreamResponse:
             async for chunk in self._raw.content.iter_any():
                 yield chunk
         except TimeoutError as exc:  # aiohttp's sock_read timeout between two chunks
+            self._error_type = error_type_of(AttemptTimeout)
             raise AttemptTimeout(
                 f"no data from {self.url} within the read timeout",
                 method=self.method,
@@ -152,6 +180,7 @@ class StreamResponse:
                 attempts=self.attempts,
             ) from exc
         except aiohttp.ClientError as exc:
+            self._error_type = error_type_of(NetworkError)
             raise NetworkError(
                 f"stream from {self.url} broke: {exc}",
                 method=self.method,
@@ -165,6 +194,9 @@ class StreamResponse:
         return b"".join([chunk async for chunk in self.iter_bytes()])
 
     def _finish(self) -> None:
+        span, self._span = self._span, None
+        if span is not None and self._spans is not None:
+            self._spans.end(span, self.status, self._error_type)
         # A fully read body leaves a reusable connection; an abandoned one must be closed,
         # or the pool would hand out a connection with half a response still on it.
         if self._raw is not None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Final
-from urllib.parse import unquote_plus
+
+from asgi_kit._asgi.redaction import SECRET_QUERY_PARAMS, redact_query_values
 
 REDACTED: Final = "***"
 TRUNCATED: Final = "...[truncated]"
@@ -34,39 +35,9 @@ DEFAULT_REDACT_HEADERS: Final = frozenset(
     }
 )
 
-#: Query parameters (compared case-insensitively, after percent-decoding) whose value is a secret.
-DEFAULT_REDACT_QUERY_PARAMS: Final = frozenset(
-    {
-        "access_token",
-        "api-key",
-        "api_key",
-        "apikey",
-        "auth",
-        "authorization",
-        "client_secret",
-        "code",
-        "credential",
-        "credentials",
-        "id_token",
-        "jwt",
-        "key",
-        "passwd",
-        "password",
-        "private_token",
-        "pwd",
-        "refresh_token",
-        "secret",
-        "session",
-        "sessionid",
-        "sig",
-        "signature",
-        "token",
-        "x-amz-credential",
-        "x-amz-security-token",
-        "x-amz-signature",
-        "x-api-key",
-    }
-)
+#: Query parameters (compared case-insensitively, after percent-decoding) whose value is a secret
+#: (the list the HTTP client's spans use too, kept below both in :mod:`asgi_kit._asgi.redaction`).
+DEFAULT_REDACT_QUERY_PARAMS: Final = SECRET_QUERY_PARAMS
 
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: anything a
 # terminal or a line-oriented log shipper could treat as a line break or an escape sequence.
@@ -82,7 +53,6 @@ _CONTROL_ESCAPES: Final = {
 # scheme://token@host -> scheme://***@host (tokens passed as the user name). The password part
 # runs to the *last* ``@`` of the authority, because real passwords contain unescaped ``@``.
 _URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^\s:/?#@]*)(:[^\s/?#]*)?@")
-_QUERY_SEPARATORS: Final = re.compile(r"([&;])")
 # ...?token=abc&page=2 inside a logged URL (an HTTP client logging its requests, say).
 _SECRET_NAMES: Final = "|".join(re.escape(name) for name in sorted(DEFAULT_REDACT_QUERY_PARAMS))
 _URL_SECRET_PARAMS: Final = re.compile(rf"([?&;](?:{_SECRET_NAMES})=)[^&;#\s\"'<>]*", re.IGNORECASE)
@@ -147,27 +117,7 @@ def redact_query(
         query = query[: limit * 2]
     if not query:
         return ""
-    if "%" not in query and "+" not in query and not _names_secret(query, secrets):
-        # Most queries name no secret (measured: the full parse below is ~5 % of an access log
-        # record): nothing to replace, so skip the regex split and the rejoin.
-        return safe_text(query, limit)
-    # ``;`` separates parameters for some servers and frameworks: treat it as ``&`` so a secret
-    # after it is still found. Even indexes hold parameters, odd ones the separators.
-    parts = _QUERY_SEPARATORS.split(query)
-    for index in range(0, len(parts), 2):
-        name, sep, _ = parts[index].partition("=")
-        key = unquote_plus(name) if ("%" in name or "+" in name) else name
-        if sep and key.strip().lower() in secrets:
-            parts[index] = f"{name}={REDACTED}"
-    return safe_text("".join(parts), limit)
-
-
-def _names_secret(query: str, secrets: frozenset[str]) -> bool:
-    """Whether a parameter of ``query`` (neither percent- nor plus-encoded) is named in ``secrets``."""
-    for part in query.replace(";", "&").split("&"):
-        if part.partition("=")[0].strip().lower() in secrets:
-            return True
-    return False
+    return safe_text(redact_query_values(query, secrets, REDACTED), limit)
 
 
 def redact_url_credentials(text: str) -> str:

@@ -214,3 +214,28 @@ def test_base64_vectors_match_float_vectors() -> None:
     packed = fake._embeddings({"model": "fake-embedding", "input": "x", "encoding_format": "base64"})
     decoded = struct.unpack("<8f", base64.b64decode(packed["data"][0]["embedding"]))
     assert list(decoded) == pytest.approx(as_float, abs=1e-6)
+
+
+async def test_openai_calls_get_client_spans(served: Served) -> None:
+    """tracer_provider reaches the HTTPClient: a completion and a stream each record a CLIENT span."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    try:
+        async with client(served, tracer_provider=provider) as api:
+            await api.chat_completion(model="fake-gpt-4o-mini", messages=USER)
+            async with aclosing(
+                api.chat_completion_stream(model="fake-gpt-4o-mini", messages=USER)
+            ) as chunks:
+                assert [chunk async for chunk in chunks]
+    finally:
+        provider.shutdown()
+    spans = exporter.get_finished_spans()
+    assert [span.name for span in spans] == ["POST", "POST"]
+    for span in spans:
+        assert span.attributes is not None and span.attributes["http.response.status_code"] == 200
+        assert span.attributes["url.full"] == f"{served.url}/v1/chat/completions"

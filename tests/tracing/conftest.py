@@ -1,4 +1,4 @@
-"""Fixtures: a fresh SDK provider per test that keeps finished spans in memory."""
+"""Fixtures: a fresh SDK provider per test that keeps finished spans in memory; an OTLP receiver."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.tracing.otlp_receiver import Receiver, run_receiver
 
 
 @pytest.fixture
@@ -21,3 +23,10 @@ def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield tracer_provider
     tracer_provider.shutdown()
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    """A loopback OTLP/HTTP receiver and its URL."""
+    with run_receiver() as running:
+        yield running
