@@ -10,7 +10,7 @@ matches ``/static/a.css`` but not ``/staticfiles``), and never a path holding ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from asgi_kit._asgi.types import Scope
 
@@ -72,24 +72,6 @@ class PathFilter:
         # without the two calls through route_path and matches_path (most layers' exclude check).
         path: str = scope.get("path") or ""
         return path in self._exact or (bool(self._prefixes) and self._in_subtree(path))
-
-    def inline(self) -> tuple[frozenset[str], Callable[[Scope], bool] | None]:
-        """``(exact, rest)`` for a layer that tests exclusion inline, at the cost of a set lookup.
-
-        A scope is excluded exactly when
-        ``(exact and scope["path"] in exact and not scope.get("root_path")) or (rest is not None
-        and rest(scope))``, the same answer as :meth:`matches`. ``rest`` is ``None`` when there are
-        no patterns, and only looks at ``root_path`` when every pattern is exact.
-        """
-        if not self._patterns:
-            return self._exact, None
-        if self._prefixes:  # subtrees: the filter decides whatever the inline test said
-            return self._exact, self.matches
-        return self._exact, self._rooted
-
-    def _rooted(self, scope: Scope) -> bool:
-        # Exact patterns only: the inline test already answered unless a root_path is involved.
-        return bool(scope.get("root_path")) and self.matches_path(route_path(scope))
 
 
 def route_path(scope: Scope) -> str:

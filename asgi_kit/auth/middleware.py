@@ -118,7 +118,7 @@ class AuthMiddleware:
         self._key_header = header_name(api_key_header) if api_keys is not None else None
         # An excluded request (a health check) should cost one set lookup: exact paths are tested
         # inline when there is no root_path; the filter decides the rest (subtrees, mounts).
-        self._exact, self._excluded = PathFilter(exclude_paths).inline()
+        self._exclude = PathFilter(exclude_paths)
         self._allow_anonymous = bool(allow_anonymous)
         self._allow_options = bool(allow_options)
         self._cache: VerifiedTokenCache[_CachedToken] | None = None
@@ -143,11 +143,7 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if (
-            kind not in ("http", "websocket")
-            or (scope["path"] in self._exact and not scope.get("root_path"))
-            or (self._excluded is not None and self._excluded(scope))
-        ):
+        if kind not in ("http", "websocket") or self._exclude.matches(scope):
             await self.app(scope, receive, send)
             return
         if self._allow_options and kind == "http" and scope.get("method") == "OPTIONS":

@@ -119,7 +119,6 @@ class LoggingMiddleware:
         self._level = resolve_level(level)
         self._message = message
         self._exclude = PathFilter(exclude_paths)
-        self._exact, self._excluded = self._exclude.inline()
         self._proxies = TrustedProxies(trusted_proxies)
         self._redact_headers = DEFAULT_REDACT_HEADERS | _names("redact_headers", redact_headers)
         self._log_headers = {
@@ -147,8 +146,7 @@ class LoggingMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
-            or (self._exact and scope["path"] in self._exact and not scope.get("root_path"))
-            or (self._excluded is not None and self._excluded(scope))
+            or self._exclude.matches(scope)
             or not self._logger.isEnabledFor(self._level)
         ):
             await self.app(scope, receive, send)

@@ -108,7 +108,6 @@ class RequestIDMiddleware:
         self._header = encoded  # the hot path compares bytes
         self._trust_incoming = trust_incoming
         self._exclude = PathFilter(exclude_paths)
-        self._exact, self._excluded = self._exclude.inline()
         self._generator = generator
         self._default_generator = generator is new_request_id
 
@@ -119,11 +118,7 @@ class RequestIDMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] not in ("http", "websocket")
-            or (self._exact and scope["path"] in self._exact and not scope.get("root_path"))
-            or (self._excluded is not None and self._excluded(scope))
-        ):
+        if scope["type"] not in ("http", "websocket") or self._exclude.matches(scope):
             await self.app(scope, receive, send)
             return
         request_id: str | None = None

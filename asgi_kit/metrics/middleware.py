@@ -62,8 +62,6 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics if metrics is not None else register_metrics(service_name)
         self._exclude = PathFilter(exclude_paths)
-        # An excluded request (a health check polled every second) should cost a set lookup.
-        self._exact, self._excluded = self._exclude.inline()
         self._path = path
         self._exposition = (
             metrics_app(self.metrics.registry, multiprocess_dir=multiprocess_dir)
@@ -84,9 +82,7 @@ class MetricsMiddleware:
         if self._exposition is not None and route_path(scope) == self._path:
             await self._exposition(scope, receive, send)
             return
-        if (self._exact and scope["path"] in self._exact and not scope.get("root_path")) or (
-            self._excluded is not None and self._excluded(scope)
-        ):
+        if self._exclude.matches(scope):
             await self.app(scope, receive, send)
             return
         metrics = self.metrics

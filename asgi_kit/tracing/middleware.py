@@ -118,9 +118,7 @@ class TracingMiddleware:
         if isinstance(redacted_query_params, str):
             raise TypeError("redacted_query_params must be a collection of names, not a single string")
         self.app = app
-        # Excluded paths (health checks) should cost next to nothing: with no root_path, an
-        # exact pattern is a set lookup done inline; subtrees and root_path go through PathFilter.
-        self._exclude_exact, self._excluded = PathFilter(exclude_paths).inline()
+        self._exclude = PathFilter(exclude_paths)
         self._resolve_route = route_resolver or resolve_route_template
         self._lookup_route = RouteLookup(app)  # the router asked, for a request answered before it ran
         self._record_query = bool(record_query)
@@ -146,13 +144,11 @@ class TracingMiddleware:
         return self._tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["path"] in self._exclude_exact and not scope.get("root_path")):
+        if scope["type"] != "http" or self._exclude.matches(scope):
             await self.app(scope, receive, send)
             return
         tracer = self._tracer
-        if (tracer is None and (not self._follow_global or (tracer := self._adopt_global()) is None)) or (
-            self._excluded is not None and self._excluded(scope)
-        ):
+        if tracer is None and (not self._follow_global or (tracer := self._adopt_global()) is None):
             await self.app(scope, receive, send)
             return
         await self._traced(tracer, scope, receive, send)

@@ -120,37 +120,6 @@ def test_property_fast_path_agrees_with_route_path(
     assert f.matches(scope) == expected
 
 
-@given(
-    patterns,
-    st.one_of(paths, st.sampled_from(["/health", "/static/a.css", "/static/"])),
-    roots,
-    st.booleans(),
-)
-def test_property_inline_split_agrees_with_matches(
-    configured: list[str], path: str, root: str, mounted: bool
-) -> None:
-    """The `(exact, rest)` split a layer tests inline gives the same answer as `matches`."""
-    f = PathFilter(configured)
-    exact, rest = f.inline()
-    scope = _scope_for(root + path if mounted else path, root)
-    inline = bool(exact and scope["path"] in exact and not scope.get("root_path")) or (
-        rest is not None and rest(scope)
-    )
-    assert inline == f.matches(scope)
-
-
-def test_inline_split_shapes() -> None:
-    """No patterns: nothing to call; exact only: `rest` only looks at mounts; subtrees: `matches`."""
-    assert PathFilter().inline() == (frozenset(), None)
-    exact, rest = PathFilter(["/health"]).inline()
-    assert exact == frozenset({"/health"}) == PathFilter(["/health"]).exact
-    assert rest is not None
-    assert not rest(make_scope("/health"))
-    assert rest(make_scope("/health", root_path="/api"))
-    f = PathFilter(["/health", "/static/*"])
-    assert f.inline()[1] == f.matches
-
-
 def test_fast_path_without_root_path_or_path() -> None:
     """A scope with no `root_path` (or an empty one) and no `path` is compared as the empty path."""
     f = PathFilter(["/health", "/static/*"])
