@@ -72,7 +72,6 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _ERROR_STATUS: Final = Status(StatusCode.ERROR)
 _HOSTS_KEPT: Final = 64
 _FLAGS_SUFFIX: Final = tuple(f"-{flags:02x}" for flags in range(256))
-_new_trace_ids: Final = tuple.__new__
 # user:password@ in any URL inside an exception message (a DSN, say) never reaches a span.
 _URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,31}://)[^\s/?#@:]{1,256}:[^\s/?#@]{1,256}@")
 _ROOT: Final = Context()  # a request without a valid traceparent starts a new trace
@@ -191,16 +190,12 @@ class TracingMiddleware:
         except OverflowError:  # an id generator outside the W3C sizes: written as it is
             trace_hex = f"{span_context.trace_id:032x}"
             span_hex = f"{span_context.span_id:016x}"
-        # tuple.__new__ rather than TraceIds(...): the namedtuple's __new__ is a Python frame.
         ids_token = trace_ids_var.set(
-            _new_trace_ids(
-                TraceIds,
-                (
-                    trace_hex,
-                    span_hex,
-                    f"00-{trace_hex}-{span_hex}{_FLAGS_SUFFIX[span_context.trace_flags & 0xFF]}",
-                    state_header,
-                ),
+            TraceIds(
+                trace_hex,
+                span_hex,
+                f"00-{trace_hex}-{span_hex}{_FLAGS_SUFFIX[span_context.trace_flags & 0xFF]}",
+                state_header,
             )
         )
         context_token = otel_context.attach(set_span_in_context(span))
