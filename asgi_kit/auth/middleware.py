@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from enum import Enum
 from types import MappingProxyType
 from typing import Final
 
@@ -49,11 +50,20 @@ from asgi_kit.errors import (
 
 logger = logging.getLogger("asgi_kit.auth")
 
-# Outcomes of authentication other than a principal.
-_NO_CREDENTIALS: Final = 0
-_INVALID: Final = 1
-_BAD_REQUEST: Final = 2
-_UNAVAILABLE: Final = 3
+
+class _Refusal(Enum):
+    """Why authentication gave no principal; each has its own answer."""
+
+    NO_CREDENTIALS = "no credentials"
+    INVALID = "invalid credentials"
+    BAD_REQUEST = "ambiguous credentials"
+    UNAVAILABLE = "credential store unavailable"
+
+
+_NO_CREDENTIALS: Final = _Refusal.NO_CREDENTIALS
+_INVALID: Final = _Refusal.INVALID
+_BAD_REQUEST: Final = _Refusal.BAD_REQUEST
+_UNAVAILABLE: Final = _Refusal.UNAVAILABLE
 
 _AUTHORIZATION: Final = b"authorization"
 _REALM: Final = re.compile(r"[\x20-\x7e]{1,64}")
@@ -128,7 +138,7 @@ class AuthMiddleware:
             raise ValueError("token_cache_size must be an int >= 0")
         self._max_credential = max(jwt.config.max_token_bytes if jwt else 0, 256) + 16
         challenge = f'Bearer realm="{realm}"'
-        self._answers: dict[int, tuple[ProblemDetails, list[tuple[bytes, bytes]]]] = {
+        self._answers: dict[_Refusal, tuple[ProblemDetails, list[tuple[bytes, bytes]]]] = {
             _NO_CREDENTIALS: (UNAUTHORIZED, [(b"www-authenticate", challenge.encode())]),
             _INVALID: (
                 _INVALID_CREDENTIALS,
@@ -157,7 +167,7 @@ class AuthMiddleware:
             return
         await self.app(scope, receive, send)
 
-    async def _authenticate(self, scope: Scope) -> _Identity | int:
+    async def _authenticate(self, scope: Scope) -> _Identity | _Refusal:
         authorization: bytes | None = None
         api_key: bytes | None = None
         seen_authorization = seen_key = 0
@@ -195,7 +205,7 @@ class AuthMiddleware:
         # third pass over ~300 bytes was only cost (a scan per cold request).
         return token or None
 
-    async def _from_jwt(self, token: bytes, authorization: bytes) -> _Identity | int:
+    async def _from_jwt(self, token: bytes, authorization: bytes) -> _Identity | _Refusal:
         jwt = self._jwt
         if jwt is None:  # only called when a JWT manager is configured; no assert (python -O)
             return _INVALID
@@ -224,7 +234,7 @@ class AuthMiddleware:
 
     async def _unless_revoked(
         self, identity: _Identity, jti: str | None, family: str | None
-    ) -> _Identity | int:
+    ) -> _Identity | _Refusal:
         jwt = self._jwt
         if jwt is None or jti is None:  # a provider's token without a jti is revoked by its provider
             return identity
@@ -238,7 +248,7 @@ class AuthMiddleware:
             return _INVALID
         return identity
 
-    async def _from_api_key(self, key: bytes) -> _Identity | int:
+    async def _from_api_key(self, key: bytes) -> _Identity | _Refusal:
         verifier = self._api_keys
         if verifier is None:
             return _INVALID
@@ -259,7 +269,7 @@ class AuthMiddleware:
         )
         return principal, credentials_of(principal)
 
-    async def _refuse(self, scope: Scope, send: Send, outcome: int) -> None:
+    async def _refuse(self, scope: Scope, send: Send, outcome: _Refusal) -> None:
         problem, headers = self._answers[outcome]
         if scope["type"] == "http":
             await write_problem_details(send, problem, headers, scope=scope)
