@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -26,7 +28,7 @@ from asgi_kit.httpclient import (
     TooManyRedirects,
     VirtualClock,
 )
-from asgi_kit.httpclient.spans import ClientSpans, url_attributes
+from asgi_kit.httpclient.spans import URL_SECRET_QUERY_PARAMS, ClientSpans, url_attributes
 from tests.httpclient.conftest import ScriptedServer, hang, reply
 
 POLICY = RetryPolicy(max_retries=3, backoff_base=0.5, backoff_max=4.0, jitter=lambda bound: bound)
@@ -485,3 +487,41 @@ def test_url_attributes_are_kept_per_url_and_bounded(
     spans.end(span, 200)
     (finished,) = exporter.get_finished_spans()
     assert finished.attributes is not None and "server.port" not in finished.attributes
+
+
+_SECRET_TEXT = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x2FF, exclude_characters="#"),
+    min_size=1,
+    max_size=40,
+)
+
+
+@given(
+    user=_SECRET_TEXT,
+    password=_SECRET_TEXT,
+    name=st.sampled_from(sorted(URL_SECRET_QUERY_PARAMS)).flatmap(
+        lambda name: st.builds(
+            lambda flips: "".join(c.upper() if flip else c for c, flip in zip(name, flips, strict=False)),
+            st.lists(st.booleans(), min_size=len(name), max_size=len(name)),
+        )
+    ),
+    secret=_SECRET_TEXT,
+    other=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=10),
+)
+def test_url_full_redacts_whatever_the_credentials_and_secrets(
+    user: str, password: str, name: str, secret: str, other: str
+) -> None:
+    """Any user, password and secret parameter value (any case of its name) comes out REDACTED."""
+    url = URL.build(
+        scheme="https",
+        user=user,
+        password=password,
+        host="h.example",
+        path="/p",
+        query={name: secret, "page": other},
+    )
+    full, address, port = url_attributes(url)
+    parsed = URL(full)
+    assert (parsed.user, parsed.password) == ("REDACTED", "REDACTED")
+    assert parsed.query[name] == "REDACTED" and parsed.query["page"] == other
+    assert (address, port) == ("h.example", 443)
