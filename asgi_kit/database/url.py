@@ -10,6 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from asgi_kit._asgi.redaction import REDACTED
+
 _SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
@@ -30,14 +32,16 @@ def postgres_conninfo(database_url: str | SecretStr) -> str:
 
 
 def redact_url(database_url: str | SecretStr) -> str:
-    """``database_url`` with its password replaced by ``***``, safe to log."""
+    """``database_url`` with its password replaced by ``REDACTED``, safe to log."""
     parts = urlsplit(_raw_url(database_url))
     if parts.password is None:
         return urlunsplit(parts)
     user = parts.username or ""
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port is not None else ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
+    return urlunsplit(
+        (parts.scheme, f"{user}:{REDACTED}@{host}{port}", parts.path, parts.query, parts.fragment)
+    )
 
 
 __all__ = ["postgres_conninfo", "redact_url"]

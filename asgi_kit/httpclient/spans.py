@@ -28,18 +28,13 @@ from typing import TYPE_CHECKING, Any, Final
 from multidict import CIMultiDict
 from yarl import URL
 
-from asgi_kit._asgi.redaction import SECRET_QUERY_PARAMS, redact_query_values
+from asgi_kit._asgi.redaction import REDACTED, SECRET_QUERY_PARAMS, redact_query_values
 from asgi_kit._version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
 INSTRUMENTATION_NAME: Final = "asgi_kit.httpclient"
-#: What replaces credentials and secret query values in ``url.full`` (the conventions' word).
-REDACTED: Final = "REDACTED"
-#: The query parameters whose values never reach ``url.full``: the kit's secret list plus the
-#: four the conventions name (``AWSAccessKeyId``, ``Signature``, ``sig``, ``X-Goog-Signature``).
-URL_SECRET_QUERY_PARAMS: Final = SECRET_QUERY_PARAMS | {"awsaccesskeyid", "x-goog-signature"}
 #: Methods the conventions know (RFC 9110 and PATCH), plus QUERY as ``TracingMiddleware`` has it.
 KNOWN_METHODS: Final = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
@@ -57,7 +52,7 @@ def url_attributes(url: URL) -> tuple[str, str, int | None]:
     full = str(url)
     query = url.raw_query_string
     if query:
-        redacted = redact_query_values(query, URL_SECRET_QUERY_PARAMS, REDACTED)
+        redacted = redact_query_values(query, SECRET_QUERY_PARAMS)
         if redacted != query:
             # In the raw form a "?" can only open the query: userinfo and path have theirs encoded.
             fragment = url.raw_fragment
@@ -225,7 +220,6 @@ __all__ = [
     "INSTRUMENTATION_NAME",
     "KNOWN_METHODS",
     "REDACTED",
-    "URL_SECRET_QUERY_PARAMS",
     "CallSpans",
     "ClientSpans",
     "error_type_of",

@@ -23,6 +23,7 @@ from asgi_kit._asgi.context import TraceIds, request_id_var, scope_request_id, t
 from asgi_kit._asgi.headers import header_name
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.principal import Principal
+from asgi_kit._asgi.redaction import secret_names
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteLookup, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.logging.logger import FIELDS_MARK, JsonLinesHandler, JsonLogFormatter, resolve_level
@@ -79,7 +80,7 @@ class LoggingMiddleware:
         trusted_proxies: addresses or networks (``"10.0.0.0/8"``, ``"*"`` for any) of reverse
             proxies whose ``X-Forwarded-For`` is believed; without them the client is the peer.
         request_headers: extra request headers to log under ``headers``; credentials among them
-            (``Authorization``, ``Cookie``, ``X-API-Key``, ... and ``redact_headers``) show ``***``.
+            (``Authorization``, ``Cookie``, ``X-API-Key``, ... and ``redact_headers``) show ``REDACTED``.
         redact_headers: more header names whose value is never logged.
         redact_query_params: more query parameter names whose value is never logged, on top of
             :data:`~asgi_kit.logging.redaction.DEFAULT_REDACT_QUERY_PARAMS`.
@@ -124,9 +125,9 @@ class LoggingMiddleware:
         self._log_headers = {
             name.encode("latin-1"): name for name in _names("request_headers", request_headers)
         }
-        self._redact_query = DEFAULT_REDACT_QUERY_PARAMS | {
-            name.lower() for name in _strings("redact_query_params", redact_query_params)
-        }
+        self._redact_query = secret_names(
+            "redact_query_params", redact_query_params, DEFAULT_REDACT_QUERY_PARAMS
+        )
         self._resolver: RouteResolver = route_resolver or resolve_route_template
         self._lookup = RouteLookup(app)  # the router asked, for a request answered before it ran
         # Decided once: TrustedProxies.__bool__ is a Python call the record would pay every time.

@@ -11,32 +11,23 @@ when the same fields reach a plain-text formatter.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Final
 
-from asgi_kit._asgi.redaction import SECRET_QUERY_PARAMS, redact_query_values
-
-REDACTED: Final = "***"
-TRUNCATED: Final = "...[truncated]"
-
-#: Request and response headers whose value is a credential.
-DEFAULT_REDACT_HEADERS: Final = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-        "x-auth-token",
-        "x-csrf-token",
-        "x-xsrf-token",
-        "x-amz-security-token",
-    }
+from asgi_kit._asgi.redaction import (
+    REDACTED,
+    SECRET_HEADERS,
+    SECRET_QUERY_PARAMS,
+    redact_query_values,
+    redact_url_credentials,
 )
 
-#: Query parameters (compared case-insensitively, after percent-decoding) whose value is a secret
-#: (the list the HTTP client's spans use too, kept below both in :mod:`asgi_kit._asgi.redaction`).
+TRUNCATED: Final = "...[truncated]"
+
+#: The kit's one list of credential headers (:mod:`asgi_kit._asgi.redaction`).
+DEFAULT_REDACT_HEADERS: Final = SECRET_HEADERS
+
+#: The kit's one list of secret query parameters (:mod:`asgi_kit._asgi.redaction`).
 DEFAULT_REDACT_QUERY_PARAMS: Final = SECRET_QUERY_PARAMS
 
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: anything a
@@ -48,14 +39,6 @@ _CONTROL_ESCAPES: Final = {
     0x2028: "\\u2028",
     0x2029: "\\u2029",
 }
-
-# scheme://user:password@host -> scheme://user:***@host (DSNs, proxy URLs), and
-# scheme://token@host -> scheme://***@host (tokens passed as the user name). The password part
-# runs to the *last* ``@`` of the authority, because real passwords contain unescaped ``@``.
-_URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^\s:/?#@]*)(:[^\s/?#]*)?@")
-# ...?token=abc&page=2 inside a logged URL (an HTTP client logging its requests, say).
-_SECRET_NAMES: Final = "|".join(re.escape(name) for name in sorted(DEFAULT_REDACT_QUERY_PARAMS))
-_URL_SECRET_PARAMS: Final = re.compile(rf"([?&;](?:{_SECRET_NAMES})=)[^&;#\s\"'<>]*", re.IGNORECASE)
 
 
 def escape_control(text: str) -> str:
@@ -118,24 +101,6 @@ def redact_query(
     if not query:
         return ""
     return safe_text(redact_query_values(query, secrets, REDACTED), limit)
-
-
-def redact_url_credentials(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@host`` URL replaced, and the
-    value of every secret query parameter (``?token=``, ``&api_key=`` ...) in it too."""
-    if "://" not in text:
-        return text
-    text = _URL_CREDENTIALS.sub(_redact_userinfo, text)
-    if "=" in text:
-        text = _URL_SECRET_PARAMS.sub(rf"\1{REDACTED}", text)
-    return text
-
-
-def _redact_userinfo(match: re.Match[str]) -> str:
-    scheme, user, password = match.group(1, 2, 3)
-    if password is None:
-        return f"{scheme}{REDACTED}@"
-    return f"{scheme}{user}:{REDACTED}@"
 
 
 __all__ = [

@@ -10,11 +10,9 @@ calls carry its ids).
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Final
-from urllib.parse import unquote_plus
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -37,6 +35,12 @@ from opentelemetry.trace import TraceState as OtelTraceState
 
 from asgi_kit._asgi.context import TraceIds, trace_ids_var
 from asgi_kit._asgi.paths import PathFilter
+from asgi_kit._asgi.redaction import (
+    SECRET_QUERY_PARAMS,
+    redact_query_values,
+    redact_url_credentials,
+    secret_names,
+)
 from asgi_kit._asgi.routes import RouteLookup, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit._version import __version__
@@ -55,15 +59,6 @@ KNOWN_METHODS: Final = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
 )
 #: Query parameters whose values never reach a span (compared case-insensitively).
-DEFAULT_REDACTED_QUERY_PARAMS: Final = frozenset(
-    {
-        "access_token", "api-key", "api_key", "apikey", "auth", "authorization", "awsaccesskeyid",
-        "client_secret", "code", "id_token", "key", "passwd", "password", "pwd", "refresh_token",
-        "secret", "session", "sessionid", "sig", "signature", "token", "x-amz-credential",
-        "x-amz-security-token", "x-amz-signature", "x-api-key", "x-goog-signature",
-    }
-)  # fmt: skip
-REDACTED: Final = "REDACTED"
 MAX_ATTRIBUTE_LENGTH: Final = 1024
 
 _HOST: Final = b"host"
@@ -72,8 +67,6 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _ERROR_STATUS: Final = Status(StatusCode.ERROR)
 _HOSTS_KEPT: Final = 64
 _FLAGS_SUFFIX: Final = tuple(f"-{flags:02x}" for flags in range(256))
-# user:password@ in any URL inside an exception message (a DSN, say) never reaches a span.
-_URL_CREDENTIALS: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,31}://)[^\s/?#@:]{1,256}:[^\s/?#@]{1,256}@")
 _ROOT: Final = Context()  # a request without a valid traceparent starts a new trace
 
 
@@ -97,7 +90,8 @@ class TracingMiddleware:
         route_resolver: reads the route template from the scope after the app ran;
             defaults to the kit's resolver (Starlette, FastAPI, Litestar, ``asgi_kit.route``).
         record_query: record ``url.query`` (secret parameter values replaced by ``REDACTED``).
-        redacted_query_params: the parameters whose values are redacted in ``url.query``.
+        redact_query_params: more parameter names whose values are redacted, on top of the
+            kit's list (:data:`~asgi_kit._asgi.redaction.SECRET_QUERY_PARAMS`).
     """
 
     def __init__(
@@ -108,20 +102,18 @@ class TracingMiddleware:
         exclude_paths: Sequence[str] = (),
         route_resolver: RouteResolver | None = None,
         record_query: bool = True,
-        redacted_query_params: Iterable[str] = DEFAULT_REDACTED_QUERY_PARAMS,
+        redact_query_params: Iterable[str] = (),
     ) -> None:
         if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
             raise TypeError("tracer_provider must be an opentelemetry TracerProvider or None")
         if route_resolver is not None and not callable(route_resolver):
             raise TypeError("route_resolver must be a callable taking the scope")
-        if isinstance(redacted_query_params, str):
-            raise TypeError("redacted_query_params must be a collection of names, not a single string")
         self.app = app
         self._exclude = PathFilter(exclude_paths)
         self._resolve_route = route_resolver or resolve_route_template
         self._lookup_route = RouteLookup(app)  # the router asked, for a request answered before it ran
         self._record_query = bool(record_query)
-        self._redacted = frozenset(name.lower() for name in redacted_query_params)
+        self._redacted = secret_names("redact_query_params", redact_query_params, SECRET_QUERY_PARAMS)
         self._hosts: dict[tuple[bytes, str], tuple[str, int | None]] = {}
         self._last_user_agent: tuple[bytes, str] = (b"", "")
         self._follow_global = tracer_provider is None
@@ -289,7 +281,8 @@ class TracingMiddleware:
         if self._record_query:
             query: bytes = scope.get("query_string") or b""
             if query:
-                attributes["url.query"] = redact_query(query, self._redacted)
+                text = query[: MAX_ATTRIBUTE_LENGTH * 2].decode("latin-1")
+                attributes["url.query"] = redact_query_values(text, self._redacted)
         return attributes
 
 
@@ -322,16 +315,11 @@ def _record_exception(span: Span, exc: Exception) -> str:
         span.record_exception(
             exc,
             {
-                "exception.message": scrub_credentials(str(exc)),
-                "exception.stacktrace": scrub_credentials(stacktrace),
+                "exception.message": redact_url_credentials(str(exc)),
+                "exception.stacktrace": redact_url_credentials(stacktrace),
             },
         )
     return error_type
-
-
-def scrub_credentials(text: str) -> str:
-    """``text`` with the ``user:password@`` of every URL replaced by ``REDACTED@``."""
-    return _URL_CREDENTIALS.sub(r"\1REDACTED@", text)
 
 
 def _real_tracer(provider: TracerProvider) -> Tracer | None:
@@ -353,24 +341,4 @@ def _split_host(host: str, scheme: str) -> tuple[str, int | None]:
     return address, _DEFAULT_PORTS.get(scheme)
 
 
-def redact_query(query: bytes, redacted: frozenset[str]) -> str:
-    """The query string with the values of ``redacted`` parameters replaced by ``REDACTED``."""
-    text = query[: MAX_ATTRIBUTE_LENGTH * 2].decode("latin-1")
-    parts = text.split("&")
-    for index, part in enumerate(parts):
-        key, sep, _ = part.partition("=")
-        if not sep:
-            continue
-        name = unquote_plus(key, encoding="latin-1") if "%" in key or "+" in key else key
-        if name.strip().lower() in redacted:
-            parts[index] = f"{key}={REDACTED}"
-    return "&".join(parts)
-
-
-__all__ = [
-    "DEFAULT_REDACTED_QUERY_PARAMS",
-    "KNOWN_METHODS",
-    "TracingMiddleware",
-    "redact_query",
-    "scrub_credentials",
-]
+__all__ = ["KNOWN_METHODS", "TracingMiddleware"]

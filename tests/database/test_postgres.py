@@ -144,7 +144,7 @@ def test_conninfo_and_redaction() -> None:
     assert postgres_conninfo("postgres://u@h/d") == "postgres://u@h/d"
     assert (
         redact_url("postgresql://u:p4ss@h:5433/d?sslmode=require")
-        == "postgresql://u:***@h:5433/d?sslmode=require"
+        == "postgresql://u:REDACTED@h:5433/d?sslmode=require"
     )
     assert redact_url(SecretStr("postgresql://u@h/d")) == "postgresql://u@h/d"
     with pytest.raises(ValueError, match="postgresql://") as info:

@@ -116,8 +116,8 @@ def test_url_passwords_are_masked_in_messages_and_tracebacks() -> None:
     text = stream.getvalue()
     assert "hunter2" not in text
     first, second = records(stream)
-    assert first["message"] == "connecting to postgresql://app:***@db:5432/prod"
-    assert "postgresql://app:***@db/prod" in second["exc_info"]
+    assert first["message"] == "connecting to postgresql://app:REDACTED@db:5432/prod"
+    assert "postgresql://app:REDACTED@db/prod" in second["exc_info"]
 
 
 def test_exc_text_is_redacted_and_not_polluted() -> None:
@@ -126,7 +126,7 @@ def test_exc_text_is_redacted_and_not_polluted() -> None:
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "m", (), None)
     record.exc_text = "Traceback: redis://:pw@cache:6379"
     line = parse_lines(formatter.format(record) + "\n")[0]
-    assert line["exc_info"] == "Traceback: redis://:***@cache:6379"
+    assert line["exc_info"] == "Traceback: redis://:REDACTED@cache:6379"
     assert record.exc_text == "Traceback: redis://:pw@cache:6379"
 
 
