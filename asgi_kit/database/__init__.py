@@ -16,6 +16,7 @@ from asgi_kit.database.errors import (
     MigrationLockError,
     UnknownOrganizationError,
 )
+from asgi_kit.database.leases import PostgresLeaseStore
 from asgi_kit.database.migrations import (
     break_migration_lock,
     pending_migrations,
@@ -43,6 +44,7 @@ __all__ = [
     "MigrationError",
     "MigrationLockError",
     "PostgresAPIKeyStore",
+    "PostgresLeaseStore",
     "PostgresPool",
     "PostgresTokenRevocationStore",
     "PostgresUsageStore",

@@ -69,6 +69,7 @@ def test_public_names() -> None:
             "MigrationError",
             "MigrationLockError",
             "PostgresAPIKeyStore",
+            "PostgresLeaseStore",
             "PostgresPool",
             "PostgresTokenRevocationStore",
             "PostgresUsageStore",

@@ -29,7 +29,13 @@ from tests.database.conftest import PASSWORD
 
 pytestmark = pytest.mark.postgres
 
-ALL = ["0001_organizations_users", "0002_api_keys", "0003_usage", "0004_token_revocation"]
+ALL = [
+    "0001_organizations_users",
+    "0002_api_keys",
+    "0003_usage",
+    "0004_token_revocation",
+    "0007_budget_leases",
+]
 TABLES = {
     "organizations",
     "users",
@@ -38,6 +44,7 @@ TABLES = {
     "refresh_token_families",
     "revoked_tokens",
     "used_refresh_tokens",
+    "budget_leases",
 }
 
 
@@ -63,8 +70,13 @@ def test_every_migration_rolls_back(fresh_database: Callable[[], str]) -> None:
         assert (DEFAULT_MIGRATIONS_PATH / f"{migration}.rollback.sql").is_file()
     url = fresh_database()
     run_migrations(url)
-    assert rollback_migrations(url, count=1) == ["0004_token_revocation"]
-    assert rollback_migrations(url) == ["0003_usage", "0002_api_keys", "0001_organizations_users"]
+    assert rollback_migrations(url, count=1) == ["0007_budget_leases"]
+    assert rollback_migrations(url) == [
+        "0004_token_revocation",
+        "0003_usage",
+        "0002_api_keys",
+        "0001_organizations_users",
+    ]
     assert tables(url) == set()
     assert run_migrations(url) == ALL
 
