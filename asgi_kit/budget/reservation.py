@@ -103,6 +103,7 @@ class _OrgLease:
         "lock",
         "pending",
         "pending_total",
+        "refused_tokens",
         "refused_until",
         "renew_at",
         "reserved",
@@ -122,6 +123,7 @@ class _OrgLease:
         self.valid_until = -math.inf
         self.renew_at = math.inf
         self.refused_until = -math.inf
+        self.refused_tokens = 0  # the smallest amount refused before refused_until
         self.unlimited_until = -math.inf
         self.last_used = now
         self.lock = asyncio.Lock()  # one statement at a time per organization and process
@@ -340,7 +342,10 @@ class BudgetReservations:
                 reservation = self._take(org_id, lease, tokens, fresh=True)
                 if reservation is not None:
                     return reservation
-                lease.refused_until = self._clock() + self._refusal_ttl
+                now = self._clock()
+                if lease.refused_until <= now or tokens < lease.refused_tokens:
+                    lease.refused_tokens = tokens
+                lease.refused_until = now + self._refusal_ttl
                 self._refuse(org_id, lease, tokens)
 
     def _take(self, org_id: str, lease: _OrgLease, tokens: int, *, fresh: bool = False) -> Reservation | None:
@@ -360,7 +365,7 @@ class BudgetReservations:
             lease.reserved += tokens
             self.reservations += 1
             return Reservation(self, lease, org_id, tokens)
-        if not fresh and lease.refused_until > now:
+        if not fresh and lease.refused_until > now and tokens >= lease.refused_tokens:
             self._refuse(org_id, lease, tokens)
         return None
 
