@@ -1,0 +1,112 @@
+"""Reservations across processes: 50 concurrent requests through two uvicorn workers against one budget."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from asgi_kit.database import PostgresLeaseStore, PostgresPool, PostgresUsageStore
+from tests.database.conftest import new_org_id
+from tests.harness.servers import _wait_listening, free_port
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKERS, CONCURRENCY = 2, 50
+
+
+@contextmanager
+def workers(url: str, org_id: str) -> Iterator[list[str]]:
+    """Two uvicorn processes serving tests.database.lease_worker; stopped with SIGTERM (graceful)."""
+    ports = [free_port() for _ in range(WORKERS)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.database.lease_worker", url, org_id, str(port), str(seed)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed, port in enumerate(ports)
+    ]
+    try:
+        for port in ports:
+            _wait_listening(port, time.monotonic() + 30)
+        yield [f"http://127.0.0.1:{port}" for port in ports]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                _, err = proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            # uvicorn re-raises the SIGTERM it handled once its shutdown (lifespan included) is done
+            assert proc.returncode in (0, -signal.SIGTERM), err
+
+
+async def wave(bases: list[str], rng: random.Random) -> list[httpx.Response]:
+    """CONCURRENCY requests at once, alternating between the workers, each with a random max_tokens."""
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    f"{bases[i % len(bases)]}/v1/chat/completions",
+                    json={"prompt": "x" * rng.randint(1, 40), "max_tokens": rng.randint(50, 300)},
+                )
+                for i in range(CONCURRENCY)
+            )
+        )
+
+
+@pytest.mark.parametrize("budget", [1500, 6000])
+async def test_fifty_concurrent_requests_never_overrun_the_budget(
+    pool: PostgresPool, migrated_url: str, budget: int
+) -> None:
+    """Recorded usage never exceeds the budget (the bound is 0), refusals are 429, leases go back at shutdown."""
+    usage, leases = PostgresUsageStore(pool), PostgresLeaseStore(pool)
+    org = new_org_id()
+    await usage.create_organization(org, org, budget_tokens_monthly=budget)
+    rng = random.Random(budget)
+    responses: list[httpx.Response] = []
+    stats: list[dict[str, Any]] = []
+    with workers(migrated_url, org) as bases:
+        for _ in range(3):  # three waves: the budget runs out during one of them
+            responses += await wave(bases, rng)
+            state = await usage.get_budget(org)
+            assert state is not None and state.used <= budget
+        async with httpx.AsyncClient(timeout=10) as client:
+            stats = [(await client.get(f"{base}/stats")).json() for base in bases]
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses[429] > 0 and statuses[200] > 0
+    assert all(r.json()["error"]["code"] == "insufficient_quota" for r in responses if r.status_code == 429)
+    served = sum(r.json()["usage"] for r in responses if r.status_code == 200)
+    state = await usage.get_budget(org)
+    assert state is not None
+    # exact and within the budget: every served token recorded once, and no overrun at all
+    assert state.used == served == await usage.usage_total(org)
+    assert state.used <= budget
+    # the database saw a statement per chunk, not per request
+    assert sum(s["reservations"] for s in stats) == statuses[200]
+    assert sum(s["statements"] for s in stats) < len(responses) / 2, stats
+    # both workers returned their leases at shutdown
+    assert await leases.leases(org) == {}
+    if os.environ.get("ASGI_KIT_REPORT"):
+        print(f"budget={budget} used={state.used} statuses={dict(statuses)} stats={stats}")
