@@ -5,9 +5,9 @@ and an in-memory store; ``BudgetReservations`` (worst cases reserved from leases
 
 from asgi_kit.budget.middleware import BudgetMiddleware
 from asgi_kit.budget.reservation import (
+    BudgetReservation,
     BudgetReservations,
     LeaseSnapshot,
-    Reservation,
     ReservationRefusedError,
 )
 from asgi_kit.budget.store import (
@@ -27,6 +27,7 @@ __all__ = [
     "BudgetLease",
     "BudgetLeaseStore",
     "BudgetMiddleware",
+    "BudgetReservation",
     "BudgetReservations",
     "BudgetState",
     "BudgetStore",
@@ -34,7 +35,6 @@ __all__ = [
     "InMemoryBudgetStore",
     "InMemoryLeaseStore",
     "LeaseSnapshot",
-    "Reservation",
     "ReservationRefusedError",
     "lease_grant",
     "month_start",

@@ -26,7 +26,7 @@ then it counts twice: another request may be refused slightly early, never admit
 budget.
 
 **The bound.** When every call reserves at least what it really uses, and every settled usage
-reaches ``used`` within ``recording_delay`` seconds of :meth:`Reservation.settle`, recorded usage
+reaches ``used`` within ``recording_delay`` seconds of :meth:`BudgetReservation.settle`, recorded usage
 never exceeds the budget: the overrun is 0. Otherwise it is at most the sum of
 
 * ``max(0, real - reserved)`` over the calls that used more than they reserved;
@@ -142,7 +142,7 @@ class _OrgLease:
             self.confirmed += pending.popleft()[1]
 
 
-class Reservation:
+class BudgetReservation:
     """One call's reserved worst case. Settle it exactly once with what the call really used.
 
     ``settle(tokens)`` is synchronous (safe in any ``finally``) and idempotent: the first call
@@ -163,7 +163,7 @@ class Reservation:
         self.tokens = tokens
 
     def __repr__(self) -> str:
-        return f"Reservation(org_id={self.org_id!r}, tokens={self.tokens}, settled={self._settled})"
+        return f"BudgetReservation(org_id={self.org_id!r}, tokens={self.tokens}, settled={self._settled})"
 
     @property
     def settled(self) -> int | None:
@@ -309,7 +309,7 @@ class BudgetReservations:
         lease.promote(self._clock())
         return LeaseSnapshot(lease.held, lease.reserved, lease.pending_total, lease.confirmed)
 
-    async def reserve(self, org_id: str, tokens: int) -> Reservation:
+    async def reserve(self, org_id: str, tokens: int) -> BudgetReservation:
         """Reserve ``tokens`` (the call's worst case) for ``org_id``, before the upstream call.
 
         Costs no statement while this process's lease covers it; otherwise one statement tops the
@@ -348,7 +348,7 @@ class BudgetReservations:
                 lease.refused_until = now + self._refusal_ttl
                 self._refuse(org_id, lease, tokens)
 
-    def _take(self, org_id: str, lease: _OrgLease, tokens: int, *, fresh: bool = False) -> Reservation | None:
+    def _take(self, org_id: str, lease: _OrgLease, tokens: int, *, fresh: bool = False) -> BudgetReservation | None:
         """Take ``tokens`` from the lease with no ``await`` between the check and the take.
 
         ``None``: a statement is needed. Raises the refusal a recent statement already found.
@@ -357,14 +357,14 @@ class BudgetReservations:
         lease.last_used = now
         if lease.unlimited_until > now:
             self.reservations += 1
-            return Reservation(None, None, org_id, tokens)
+            return BudgetReservation(None, None, org_id, tokens)
         if lease.returning:
             return None
         lease.promote(now)
         if lease.valid_until > now and lease.free >= tokens:
             lease.reserved += tokens
             self.reservations += 1
-            return Reservation(self, lease, org_id, tokens)
+            return BudgetReservation(self, lease, org_id, tokens)
         if not fresh and lease.refused_until > now and tokens >= lease.refused_tokens:
             self._refuse(org_id, lease, tokens)
         return None
@@ -487,9 +487,9 @@ class BudgetReservations:
 
 
 __all__ = [
+    "BudgetReservation",
     "BudgetReservations",
     "LeaseSnapshot",
-    "Reservation",
     "ReservationRefusedError",
     "default_holder",
 ]

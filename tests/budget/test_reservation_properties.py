@@ -10,10 +10,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from asgi_kit.budget import (
+    BudgetReservation,
     BudgetReservations,
     InMemoryBudgetStore,
     InMemoryLeaseStore,
-    Reservation,
     ReservationRefusedError,
     lease_grant,
 )
@@ -77,7 +77,7 @@ async def scenario(budget: int, lease_tokens: int, delayed: bool, ops: list[tupl
         )
         for _ in range(3)
     ]
-    open_calls: list[Reservation] = []
+    open_calls: list[BudgetReservation] = []
     unwritten: list[int] = []  # settled usage the "ledger" has not flushed yet (delayed mode)
 
     async def write(tokens: int) -> None:
