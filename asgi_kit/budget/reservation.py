@@ -348,7 +348,9 @@ class BudgetReservations:
                 lease.refused_until = now + self._refusal_ttl
                 self._refuse(org_id, lease, tokens)
 
-    def _take(self, org_id: str, lease: _OrgLease, tokens: int, *, fresh: bool = False) -> BudgetReservation | None:
+    def _take(
+        self, org_id: str, lease: _OrgLease, tokens: int, *, fresh: bool = False
+    ) -> BudgetReservation | None:
         """Take ``tokens`` from the lease with no ``await`` between the check and the take.
 
         ``None``: a statement is needed. Raises the refusal a recent statement already found.
