@@ -83,7 +83,7 @@ def build(url: str, org_id: str, seed: int) -> Any:
                     state["pool"] = pool
                     state["usage"] = PostgresUsageStore(pool)
                     state["reservations"] = BudgetReservations(
-                        PostgresLeaseStore(pool), lease_tokens=1000, lease_ttl=30, idle_return=None
+                        PostgresLeaseStore(pool), lease_ttl=30, idle_return=None
                     )
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":

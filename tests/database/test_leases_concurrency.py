@@ -75,7 +75,7 @@ async def wave(bases: list[str], rng: random.Random) -> list[httpx.Response]:
         )
 
 
-@pytest.mark.parametrize("budget", [1500, 6000])
+@pytest.mark.parametrize("budget", [1500, 6000, 1_000_000])
 async def test_fifty_concurrent_requests_never_overrun_the_budget(
     pool: PostgresPool, migrated_url: str, budget: int
 ) -> None:
@@ -95,7 +95,10 @@ async def test_fifty_concurrent_requests_never_overrun_the_budget(
             stats = [(await client.get(f"{base}/stats")).json() for base in bases]
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {200, 429}, statuses
-    assert statuses[429] > 0 and statuses[200] > 0
+    if budget < 150 * 340:  # the worst cases add up past the budget: some calls are refused
+        assert statuses[429] > 0 and statuses[200] > 0
+    else:
+        assert statuses == {200: 150}
     assert all(r.json()["error"]["code"] == "insufficient_quota" for r in responses if r.status_code == 429)
     served = sum(r.json()["usage"] for r in responses if r.status_code == 200)
     state = await usage.get_budget(org)
@@ -103,9 +106,11 @@ async def test_fifty_concurrent_requests_never_overrun_the_budget(
     # exact and within the budget: every served token recorded once, and no overrun at all
     assert state.used == served == await usage.usage_total(org)
     assert state.used <= budget
-    # the database saw a statement per chunk, not per request
+    # the database saw a statement per chunk, not per request: a couple per worker while the budget
+    # is roomy; near its end chunks shrink and each smaller refused size asks once more
     assert sum(s["reservations"] for s in stats) == statuses[200]
-    assert sum(s["statements"] for s in stats) < len(responses) / 2, stats
+    statements = sum(s["statements"] for s in stats)
+    assert statements <= 3 * WORKERS if budget == 1_000_000 else statements < len(responses) / 3, stats
     # both workers returned their leases at shutdown
     assert await leases.leases(org) == {}
     if os.environ.get("ASGI_KIT_REPORT"):
