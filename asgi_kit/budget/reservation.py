@@ -34,7 +34,8 @@ never exceeds the budget: the overrun is 0. Otherwise it is at most the sum of
 * the ``keep`` of a holder whose lease expired while it still had calls in flight (a process
   paused or cut off from the store for longer than ``lease_ttl``), and usage that a killed
   process's spool replays after its lease expired;
-* usage recorded by code that does not reserve at all.
+* usage recorded by code that does not reserve at all;
+* what was leased before the budget was lowered below ``used + leases``.
 
 **A process killed by SIGKILL** never settles its calls in flight: their reservations stay
 charged in its lease until the lease expires (at most ``lease_ttl`` after its last renewal);
@@ -232,8 +233,9 @@ class BudgetReservations:
         recording_delay: seconds after ``settle()`` by which the settled usage is surely in the
             store's ``used`` counter: ``0`` when it is recorded before ``settle()`` is called;
             the ledger's maximum flush delay when the ledger records it.
-        refusal_ttl: seconds a refusal is reused for larger reservations without a statement
-            (an over-budget organization costs one statement per ``refusal_ttl``, not per request).
+        refusal_ttl: seconds a refusal is reused, without a statement, for reservations at least
+            as large (an over-budget organization costs a statement per ``refusal_ttl`` and
+            refused size, not per request).
         default_max_tokens: the completion worst case :meth:`worst_case` uses when a request sets
             no ``max_tokens``.
         holder: this process's id in the store (default: host, pid and a random part).
@@ -266,7 +268,9 @@ class BudgetReservations:
             raise ValueError("recording_delay must be shorter than lease_ttl")
         self._refusal_ttl = _seconds("refusal_ttl", refusal_ttl, allow_zero=True, maximum=60.0)
         self._default_max_tokens = _tokens("default_max_tokens", default_max_tokens, minimum=1)
-        if holder is not None and (not isinstance(holder, str) or not holder or len(holder) > 200):
+        if holder is not None and not isinstance(holder, str):
+            raise TypeError("holder must be a string")
+        if holder is not None and not 0 < len(holder) <= 200:
             raise ValueError("holder must be a non-empty string of at most 200 characters")
         self.holder = holder or default_holder()
         self._store = store

@@ -52,6 +52,8 @@ class Flaky:
         return await self.inner.lease(org_id, holder, keep=keep, need=need, want=want, ttl=ttl)
 
     async def release(self, org_id: str, holder: str) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.down:
             raise BudgetStoreUnavailableError()
         await self.inner.release(org_id, holder)
@@ -351,6 +353,7 @@ async def test_two_processes_split_a_small_budget() -> None:
         ({"refusal_ttl": 61}, ValueError, "refusal_ttl"),
         ({"default_max_tokens": 0}, ValueError, "default_max_tokens"),
         ({"holder": ""}, ValueError, "holder"),
+        ({"holder": 7}, TypeError, "holder"),
         ({"holder": "x" * 201}, ValueError, "holder"),
     ],
 )
@@ -414,3 +417,71 @@ async def test_background_task_renews_and_returns() -> None:
                 break
             await asyncio.sleep(0.02)
         assert leases.leases("acme") == {}
+
+
+async def test_snapshot_of_an_organization_without_a_lease_is_empty() -> None:
+    """snapshot() of an organization this process never reserved for is all zeros."""
+    _, leases = stores()
+    reservations = BudgetReservations(leases)
+    assert reservations.snapshot("other") == LeaseSnapshot(0, 0, 0, 0)
+    assert reservations.snapshot("other").free == 0
+
+
+async def test_a_reservation_during_an_idle_return_waits_for_it() -> None:
+    """A reservation that arrives while the idle lease is being returned waits, then takes a fresh lease."""
+    clock = Clock()
+    _, inner = stores(100_000, clock)
+    store = Flaky(inner, delay=0.05)
+    async with BudgetReservations(store, lease_tokens=1000, idle_return=5, clock=clock) as reservations:
+        (await reservations.reserve("acme", 100)).settle(0)
+        clock.now += 6
+        returning = asyncio.create_task(reservations.maintain())
+        await asyncio.sleep(0.01)
+        reservation = await reservations.reserve("acme", 100)  # free on paper, but being returned
+        await returning
+        assert reservation.tokens == 100
+        assert inner.leases("acme")[reservations.holder] == reservations.snapshot("acme").held >= 100
+
+
+async def test_maintenance_skips_a_lease_whose_statement_is_in_flight() -> None:
+    """maintain() leaves alone a lease that a reservation is topping up: that statement renews it."""
+    clock = Clock()
+    _, inner = stores(100_000, clock)
+    store = Flaky(inner, delay=0.05)
+    async with BudgetReservations(store, lease_ttl=30, idle_return=None, clock=clock) as reservations:
+        topping_up = asyncio.create_task(reservations.reserve("acme", 100))
+        await asyncio.sleep(0.01)
+        clock.now += 20
+        await reservations.maintain()
+        await topping_up
+        assert store.calls == 1
+
+
+async def test_a_waiter_on_a_forgotten_entry_starts_over() -> None:
+    """A reservation waiting on an entry the maintenance dropped retries with a fresh entry."""
+    _, leases = stores(100_000)
+    async with BudgetReservations(leases) as reservations:
+        (await reservations.reserve("acme", 10)).settle(0)
+        old = reservations._leases["acme"]
+        old.valid_until = float("-inf")  # force the slow path
+        async with old.lock:
+            waiting = asyncio.create_task(reservations.reserve("acme", 10))
+            await asyncio.sleep(0.01)
+            old.retired = True
+            del reservations._leases["acme"]
+        reservation = await waiting
+        assert reservations._leases["acme"] is not old and reservation.tokens == 10
+
+
+@pytest.mark.parametrize(
+    ("amounts", "ttl", "error"),
+    [((1, 2, 3), 0, ValueError), ((True, 2, 3), 1, TypeError), ((3, 2, 1), 1, ValueError)],
+)
+async def test_lease_requests_are_checked(
+    amounts: tuple[int, int, int], ttl: float, error: type[Exception]
+) -> None:
+    """A lease store refuses amounts out of order, non-int amounts and a non-positive ttl."""
+    _, leases = stores()
+    keep, need, want = amounts
+    with pytest.raises(error):
+        await leases.lease("acme", "h", keep=keep, need=need, want=want, ttl=ttl)
