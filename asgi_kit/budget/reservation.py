@@ -5,7 +5,8 @@ A :class:`BudgetReservations` per process reserves each call's worst case (promp
 (the caller answers the budget 429) when the organization cannot cover it. Reservations are
 taken from a **lease**: a chunk of budget the process takes from a :class:`BudgetLeaseStore`
 (PostgreSQL: ``asgi_kit.database.PostgresLeaseStore``), so the database sees one statement per
-chunk, not one per request. Inside the process a reservation is a few integer updates with no
+chunk, not one per request: in the background when the lease runs low (a quarter of
+``lease_tokens`` free), in the request when it cannot cover the reservation. Inside the process a reservation is a few integer updates with no
 ``await`` between the check and the take, so concurrent requests cannot both take the last
 tokens.
 
@@ -102,6 +103,7 @@ class _OrgLease:
         "last_used",
         "limit",
         "lock",
+        "low_until",
         "pending",
         "pending_total",
         "refused_tokens",
@@ -110,6 +112,7 @@ class _OrgLease:
         "reserved",
         "retired",
         "returning",
+        "topping_up",
         "unlimited_until",
         "valid_until",
     )
@@ -129,6 +132,8 @@ class _OrgLease:
         self.last_used = now
         self.lock = asyncio.Lock()  # one statement at a time per organization and process
         self.returning = False  # an idle return is in flight: its free tokens are going away
+        self.topping_up = False  # a background top-up is scheduled or running
+        self.low_until = -math.inf  # no background top-up before then: the last one found no more
         self.retired = False  # dropped from the table: a waiter must start over
 
     @property
@@ -283,6 +288,8 @@ class BudgetReservations:
         # an entry with no lease (refused, unknown, unlimited) is forgotten after this long quiet
         self._forget_after = self._lease_ttl if self._idle_return is None else self._idle_return
         self._maintenance: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # background top-ups in flight
+        self._low_water = self._lease_tokens // 4
         self._closed = False
         #: statements sent to the store (grants, renewals, returns): compare with reservations
         self.statements = 0
@@ -370,6 +377,12 @@ class BudgetReservations:
         if lease.valid_until > now and lease.free >= tokens:
             lease.reserved += tokens
             self.reservations += 1
+            if lease.free < self._low_water and not lease.topping_up and lease.low_until <= now:
+                # running low: top up in the background, so the next reservations need not wait
+                lease.topping_up = True
+                task = asyncio.get_running_loop().create_task(self._top_up(org_id, lease))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             return BudgetReservation(self, lease, org_id, tokens)
         if not fresh and lease.refused_until > now and tokens >= lease.refused_tokens:
             self._refuse(org_id, lease, tokens)
@@ -388,7 +401,23 @@ class BudgetReservations:
         else:
             lease.confirmed += used
 
-    async def _sync(self, org_id: str, lease: _OrgLease, *, extra: int = 0, shrink: bool = False) -> None:
+    async def _top_up(self, org_id: str, lease: _OrgLease) -> None:
+        """Grow a lease that runs low (below a quarter of ``lease_tokens``) by a chunk."""
+        try:
+            async with lease.lock:
+                if lease.retired or self._closed or lease.free >= self._low_water:
+                    return
+                await self._sync(org_id, lease, grow=True)
+                if lease.free < self._low_water:  # the budget is nearly spent: stop asking for a while
+                    lease.low_until = self._clock() + max(self._refusal_ttl, self._tick)
+        except Exception as exc:  # a reservation that needs the tokens asks again and gets the error
+            logger.warning("budget lease top-up failed (%s)", type(exc).__name__)
+        finally:
+            lease.topping_up = False
+
+    async def _sync(
+        self, org_id: str, lease: _OrgLease, *, extra: int = 0, grow: bool = False, shrink: bool = False
+    ) -> None:
         """One statement: drop the confirmed usage, renew, and grow by ``extra`` + a chunk (or shrink).
 
         Called with ``lease.lock`` held. Reservations taken from ``free`` while the statement is in
@@ -401,7 +430,7 @@ class BudgetReservations:
         free = lease.free
         keep = lease.reserved + lease.pending_total + (0 if shrink else max(free, 0))
         need = keep + max(extra - max(free, 0), 0) if extra else keep
-        want = need + self._lease_tokens if extra else need
+        want = need + self._lease_tokens if extra or grow else need
         self.statements += 1
         if shrink and keep == 0:
             await self._store.release(org_id, self.holder)
@@ -476,10 +505,11 @@ class BudgetReservations:
         if self._closed:
             return
         self._closed = True
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+        for task in [self._maintenance, *self._tasks]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for org_id, lease in list(self._leases.items()):
             if lease.held == 0:
                 continue
