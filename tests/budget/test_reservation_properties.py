@@ -56,6 +56,7 @@ operations = st.lists(
         settle,
         st.tuples(st.just("flush"), st.integers(0, 10**6), st.just(0.0)),
         st.tuples(st.just("tick"), st.integers(0, 10), st.just(0.0)),
+        st.tuples(st.just("yield"), st.integers(1, 3), st.just(0.0)),  # background top-ups run
     ),
     max_size=120,
 )
@@ -101,6 +102,9 @@ async def scenario(budget: int, lease_tokens: int, delayed: bool, ops: list[tupl
             call.settle(used)
         elif op == "flush" and unwritten:
             await write(unwritten.pop(n % len(unwritten)))
+        elif op == "yield":
+            for _ in range(n):
+                await asyncio.sleep(0)
         elif op == "tick":
             await flush_all()  # the ledger's bounded flush delay: nothing outlives recording_delay
             clock.now += n
