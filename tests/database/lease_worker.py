@@ -33,7 +33,7 @@ REFUSED = {
 }
 
 
-def build(url: str, org_id: str, seed: int) -> Any:
+def build(url: str, org_id: str, seed: int, lease_ttl: float = 30.0, upstream_delay: float = 0.05) -> Any:
     state: dict[str, Any] = {}
     rng = random.Random(seed)
 
@@ -63,7 +63,7 @@ def build(url: str, org_id: str, seed: int) -> Any:
             await respond(send, 429, REFUSED)
             return
         try:
-            await asyncio.sleep(rng.uniform(0, 0.05))  # the upstream call
+            await asyncio.sleep(rng.uniform(0, upstream_delay))  # the upstream call
             completion = rng.randint(0, reservation.tokens - prompt)
             await state["usage"].record_usage(
                 Usage(org_id=org_id, model="m", prompt_tokens=prompt, completion_tokens=completion)
@@ -83,7 +83,7 @@ def build(url: str, org_id: str, seed: int) -> Any:
                     state["pool"] = pool
                     state["usage"] = PostgresUsageStore(pool)
                     state["reservations"] = BudgetReservations(
-                        PostgresLeaseStore(pool), lease_ttl=30, idle_return=None
+                        PostgresLeaseStore(pool), lease_ttl=lease_ttl, idle_return=None
                     )
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
@@ -104,6 +104,6 @@ def build(url: str, org_id: str, seed: int) -> Any:
 
 if __name__ == "__main__":
     url, org, port, seed = sys.argv[1:5]
-    uvicorn.run(
-        build(url, org, int(seed)), host="127.0.0.1", port=int(port), lifespan="on", log_level="warning"
-    )
+    ttl, delay = (float(x) for x in (sys.argv[5:7] or ["30", "0.05"]))
+    app = build(url, org, int(seed), lease_ttl=ttl, upstream_delay=delay)
+    uvicorn.run(app, host="127.0.0.1", port=int(port), lifespan="on", log_level="warning")

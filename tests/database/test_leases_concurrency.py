@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from asgi_kit.budget import BudgetReservations, ReservationRefusedError
 from asgi_kit.database import PostgresLeaseStore, PostgresPool, PostgresUsageStore
 from tests.database.conftest import new_org_id
 from tests.harness.servers import _wait_listening, free_port
@@ -115,3 +116,70 @@ async def test_fifty_concurrent_requests_never_overrun_the_budget(
     assert await leases.leases(org) == {}
     if os.environ.get("ASGI_KIT_REPORT"):
         print(f"budget={budget} used={state.used} statuses={dict(statuses)} stats={stats}")
+
+
+async def test_calls_in_flight_at_a_sigkill_stay_charged_until_the_lease_expires(
+    pool: PostgresPool, migrated_url: str
+) -> None:
+    """A worker killed mid-call leaves its reservations charged; after its lease ttl the budget frees itself."""
+    usage, leases = PostgresUsageStore(pool), PostgresLeaseStore(pool)
+    org = new_org_id()
+    budget, ttl = 10_000, 2.0
+    await usage.create_organization(org, org, budget_tokens_monthly=budget)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.database.lease_worker",
+            migrated_url,
+            org,
+            str(port),
+            "0",
+            str(ttl),
+            "30",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_listening(port, time.monotonic() + 30)
+        async with httpx.AsyncClient(timeout=30) as client:
+            calls = [
+                asyncio.create_task(
+                    client.post(
+                        f"http://127.0.0.1:{port}/v1/chat/completions",
+                        json={"prompt": "x" * 10, "max_tokens": 500},
+                    )
+                )
+                for _ in range(5)
+            ]
+            for _ in range(100):  # until the worker leased its chunk and the calls are upstream
+                if await leases.leases(org):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            proc.kill()  # SIGKILL: no settle, no lease return
+            proc.wait(timeout=10)
+            done = await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    served = [r for r in done if isinstance(r, httpx.Response)]
+    state = await usage.get_budget(org)
+    assert state is not None and state.used == sum(r.json()["usage"] for r in served)
+    (dead, charged), *others = (await leases.leases(org)).items()
+    assert not others and charged >= (5 - len(served)) * 510  # every call cut short is still reserved
+    survivor = BudgetReservations(leases, refusal_ttl=0, holder="survivor")
+    try:
+        with pytest.raises(ReservationRefusedError):
+            await survivor.reserve(org, budget - state.used - charged + 1)
+        await asyncio.sleep(ttl + 0.5)
+        whole = await survivor.reserve(org, budget - state.used)  # the dead holder's lease expired
+        assert dead not in await leases.leases(org)
+        whole.release()
+    finally:
+        await survivor.aclose()
+    assert await leases.leases(org) == {}
