@@ -10,6 +10,7 @@ exception from a lookup as an outage.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -140,11 +141,138 @@ class InMemoryBudgetStore:
             return BudgetState(limit=state.limit, used=used, period_start=state.period_start)
 
 
+# --- Budget leases (issue 13): the chunks of budget a process reserves from ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLease:
+    """What a :meth:`BudgetLeaseStore.lease` call left its holder with.
+
+    ``tokens`` is what the holder now holds (0: no lease). ``limit``, ``used`` (this period) and
+    ``leased`` (what every *other* live lease on the organization holds) are the figures the
+    grant was computed from; ``limit`` is ``None`` for an unlimited organization, which needs no
+    lease (``tokens`` is then simply what was asked for, and nothing is stored).
+    """
+
+    tokens: int
+    limit: int | None
+    used: int
+    leased: int
+
+    @property
+    def unlimited(self) -> bool:
+        return self.limit is None
+
+
+def lease_grant(limit: int | None, used: int, leased: int, *, keep: int, need: int, want: int) -> int:
+    """The lease a holder gets: the one rule every :class:`BudgetLeaseStore` applies.
+
+    ``available = limit - used - leased`` (``leased``: the other live leases). When the holder's
+    ``need`` fits, it gets ``need`` plus up to ``want - need`` more, but at most half of what would
+    be left: near the end of a budget the chunks shrink, so one process cannot take everything
+    another will ask for next. When ``need`` does not fit, it keeps ``keep`` and nothing more.
+    The result is never below ``keep``: tokens a holder has already promised to calls in flight
+    (or that were settled but may not be in ``used`` yet) are never taken back from it.
+    """
+    if limit is None:
+        return want
+    available = limit - used - leased
+    granted = need + min(want - need, (available - need) // 2) if available >= need else keep
+    return max(granted, keep)
+
+
+def check_lease_request(keep: int, need: int, want: int, ttl: float) -> None:
+    """Raise ``ValueError`` unless ``0 <= keep <= need <= want`` and ``ttl`` is positive."""
+    for name, value in (("keep", keep), ("need", need), ("want", want)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int number of tokens")
+    if not 0 <= keep <= need <= want:
+        raise ValueError("lease amounts must satisfy 0 <= keep <= need <= want")
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
+        raise ValueError("ttl must be a positive number of seconds")
+
+
+@runtime_checkable
+class BudgetLeaseStore(Protocol):
+    """Leases of budget: each holder (a process) takes budget in chunks instead of a query per request.
+
+    A lease is the number of tokens a holder may still spend (or has spent without it being in
+    ``used`` yet). Live leases count against the budget beside ``used``: a grant never makes
+    ``used + all leases`` exceed the limit, except by the ``keep`` a holder already had. Leases
+    expire ``ttl`` seconds after their last :meth:`lease` call, so a holder that dies frees its
+    budget by itself. Implementations must serialise grants per organization (the PostgreSQL
+    store locks the organization's row) and roll the period over as ``record_usage`` does.
+    """
+
+    async def lease(
+        self, org_id: str, holder: str, *, keep: int, need: int, want: int, ttl: float
+    ) -> BudgetLease | None:
+        """Set ``holder``'s lease on ``org_id`` by :func:`lease_grant` and renew it for ``ttl`` s.
+
+        ``None`` for an unknown organization. Raise (a ``BudgetStoreUnavailableError``) on outage.
+        """
+        ...
+
+    async def release(self, org_id: str, holder: str) -> None:
+        """Drop ``holder``'s lease on ``org_id`` (nothing happens when it holds none)."""
+        ...
+
+
+class InMemoryLeaseStore:
+    """A process-local :class:`BudgetLeaseStore` over any :class:`BudgetStore`'s ``used`` counter.
+
+    For tests and single-process apps (several :class:`~asgi_kit.budget.reservation.BudgetReservations`
+    sharing it behave like processes sharing PostgreSQL). ``calls`` counts :meth:`lease` calls;
+    ``clock`` (monotonic seconds) decides expiry, so tests can let a lease lapse.
+    """
+
+    def __init__(self, budgets: BudgetStore, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not callable(getattr(budgets, "get_budget", None)):
+            raise TypeError("budgets must be a BudgetStore (an object with async get_budget(org_id))")
+        self._budgets = budgets
+        self._clock = clock
+        self._leases: dict[str, dict[str, tuple[int, float]]] = {}
+        self._lock = asyncio.Lock()  # plays the organization row lock: grants never interleave
+        self.calls = 0
+
+    def leases(self, org_id: str) -> dict[str, int]:
+        """The live leases on ``org_id``, by holder."""
+        now = self._clock()
+        return {h: t for h, (t, expires) in self._leases.get(org_id, {}).items() if expires > now}
+
+    async def lease(
+        self, org_id: str, holder: str, *, keep: int, need: int, want: int, ttl: float
+    ) -> BudgetLease | None:
+        check_lease_request(keep, need, want, ttl)
+        async with self._lock:
+            self.calls += 1
+            state = await self._budgets.get_budget(org_id)
+            if state is None:
+                return None
+            now = self._clock()
+            # the other holders' live leases; expired ones (and this holder's old one) go
+            table = {h: v for h, v in self._leases.get(org_id, {}).items() if v[1] > now and h != holder}
+            leased = sum(tokens for tokens, _ in table.values())
+            granted = lease_grant(state.limit, state.used, leased, keep=keep, need=need, want=want)
+            if state.limit is not None and granted > 0:
+                table[holder] = (granted, now + ttl)
+            self._leases[org_id] = table
+            return BudgetLease(tokens=granted, limit=state.limit, used=state.used, leased=leased)
+
+    async def release(self, org_id: str, holder: str) -> None:
+        self._leases.get(org_id, {}).pop(holder, None)
+
+
 __all__ = [
+    "BudgetLease",
+    "BudgetLeaseStore",
     "BudgetState",
     "BudgetStore",
     "BudgetStoreUnavailableError",
     "InMemoryBudgetStore",
+    "InMemoryLeaseStore",
+    "check_lease_request",
+    "lease_grant",
     "month_start",
     "next_month_start",
 ]

@@ -17,6 +17,7 @@ from asgi_kit.database.errors import (
     UnknownOrganizationError,
 )
 from asgi_kit.database.key_events import API_KEY_EVENTS_CHANNEL, APIKeyEventListener
+from asgi_kit.database.leases import PostgresLeaseStore
 from asgi_kit.database.migrations import (
     break_migration_lock,
     pending_migrations,
@@ -46,6 +47,7 @@ __all__ = [
     "MigrationError",
     "MigrationLockError",
     "PostgresAPIKeyStore",
+    "PostgresLeaseStore",
     "PostgresPool",
     "PostgresTokenRevocationStore",
     "PostgresUsageStore",

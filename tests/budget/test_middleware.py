@@ -345,11 +345,19 @@ def test_public_names() -> None:
     import asgi_kit.budget as budget
 
     assert sorted(budget.__all__) == [
+        "BudgetLease",
+        "BudgetLeaseStore",
         "BudgetMiddleware",
+        "BudgetReservation",
+        "BudgetReservations",
         "BudgetState",
         "BudgetStore",
         "BudgetStoreUnavailableError",
         "InMemoryBudgetStore",
+        "InMemoryLeaseStore",
+        "LeaseSnapshot",
+        "ReservationRefusedError",
+        "lease_grant",
         "month_start",
         "next_month_start",
     ]

@@ -71,6 +71,7 @@ def test_public_names() -> None:
             "MigrationError",
             "MigrationLockError",
             "PostgresAPIKeyStore",
+            "PostgresLeaseStore",
             "PostgresPool",
             "PostgresTokenRevocationStore",
             "PostgresUsageStore",

@@ -35,6 +35,7 @@ ALL = [
     "0003_usage",
     "0004_token_revocation",
     "0005_api_key_events",
+    "0007_budget_leases",
 ]
 TABLES = {
     "organizations",
@@ -44,6 +45,7 @@ TABLES = {
     "refresh_token_families",
     "revoked_tokens",
     "used_refresh_tokens",
+    "budget_leases",
 }
 
 
