@@ -125,7 +125,16 @@ def layers_from_settings(
             layers.append(Middleware(BodyLimitMiddleware, max_body_size=settings.guards.max_body_size))
 
     if settings.jwt.enabled or settings.api_keys.enabled:
-        layers.append(_auth_layer(settings, pool, api_key_store, revocation_store))
+        auth = _auth_layer(settings, pool, api_key_store, revocation_store)
+        layers.append(auth)
+        verifier = auth.kwargs["api_keys"]
+        if verifier is not None and pool is not None and api_key_store is None:
+            # Keys cached from PostgreSQL: a change to any key row reaches this process at once.
+            from asgi_kit.database import APIKeyEventListener
+
+            listener = APIKeyEventListener(settings.database.url, verifier)  # type: ignore[arg-type]
+            on_startup.append(listener.start)
+            on_shutdown.append(listener.aclose)
 
     if settings.budget.enabled:
         from asgi_kit.budget import BudgetMiddleware

@@ -139,3 +139,51 @@ def test_database_url_required() -> None:
     """database.enabled without a URL is refused."""
     with pytest.raises(ValueError, match=r"database\.url"):
         Stack.from_settings(load_settings(database={"enabled": True}, api_keys={"enabled": True}))
+
+
+async def test_api_keys_from_postgres_follow_key_changes(database_url: str) -> None:
+    """A key cached by the settings' stack is refused soon after a plain SQL revocation (the listener runs)."""
+    import asyncio
+
+    import psycopg
+
+    from asgi_kit.database import run_migrations
+    from asgi_kit.database.url import postgres_conninfo
+
+    settings = load_settings(database={"enabled": True, "url": database_url}, api_keys={"enabled": True})
+    await asyncio.to_thread(run_migrations, database_url)
+    key = generate_api_key("sk")
+    parsed = parse_api_key(key)
+    async with await psycopg.AsyncConnection.connect(
+        postgres_conninfo(database_url), autocommit=True
+    ) as conn:
+        await conn.execute(
+            "INSERT INTO api_keys (id, key_hash, role) VALUES (%s, %s, 'org_user')",
+            (parsed.key_id, hash_api_key(key)),
+        )
+        app = Stack.from_settings(settings).wrap(bare_app())
+        messages: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        sent: list[str] = []
+        started = asyncio.Event()
+
+        async def send(message: dict[str, str]) -> None:
+            sent.append(message["type"])
+            started.set()
+
+        lifespan = asyncio.create_task(app({"type": "lifespan"}, messages.get, send))
+        await messages.put({"type": "lifespan.startup"})
+        await asyncio.wait_for(started.wait(), 10)
+        assert sent == ["lifespan.startup.complete"]
+        headers = {"x-api-key": key}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            assert (await client.get("/ok", headers=headers)).status_code == 200
+            await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s", (parsed.key_id,))
+            status = 200
+            for _ in range(50):
+                status = (await client.get("/ok", headers=headers)).status_code
+                if status == 401:
+                    break
+                await asyncio.sleep(0.05)
+            assert status == 401
+        await messages.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(lifespan, 10)
