@@ -16,6 +16,7 @@ from asgi_kit.database.errors import (
     MigrationLockError,
     UnknownOrganizationError,
 )
+from asgi_kit.database.ledger import PostgresUsageSink
 from asgi_kit.database.migrations import (
     break_migration_lock,
     pending_migrations,
@@ -45,6 +46,7 @@ __all__ = [
     "PostgresAPIKeyStore",
     "PostgresPool",
     "PostgresTokenRevocationStore",
+    "PostgresUsageSink",
     "PostgresUsageStore",
     "UnknownOrganizationError",
     "break_migration_lock",

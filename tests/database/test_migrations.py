@@ -29,7 +29,13 @@ from tests.database.conftest import PASSWORD
 
 pytestmark = pytest.mark.postgres
 
-ALL = ["0001_organizations_users", "0002_api_keys", "0003_usage", "0004_token_revocation"]
+ALL = [
+    "0001_organizations_users",
+    "0002_api_keys",
+    "0003_usage",
+    "0004_token_revocation",
+    "0006_usage_request_id",
+]
 TABLES = {
     "organizations",
     "users",
@@ -63,8 +69,13 @@ def test_every_migration_rolls_back(fresh_database: Callable[[], str]) -> None:
         assert (DEFAULT_MIGRATIONS_PATH / f"{migration}.rollback.sql").is_file()
     url = fresh_database()
     run_migrations(url)
-    assert rollback_migrations(url, count=1) == ["0004_token_revocation"]
-    assert rollback_migrations(url) == ["0003_usage", "0002_api_keys", "0001_organizations_users"]
+    assert rollback_migrations(url, count=1) == ["0006_usage_request_id"]
+    assert rollback_migrations(url) == [
+        "0004_token_revocation",
+        "0003_usage",
+        "0002_api_keys",
+        "0001_organizations_users",
+    ]
     assert tables(url) == set()
     assert run_migrations(url) == ALL
 
@@ -209,4 +220,4 @@ def test_subprocess_entry_point(fresh_database: Callable[[], str]) -> None:
         [sys.executable, "-m", "asgi_kit.cli", "migrate"], env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    assert "applied: 0004_token_revocation" in proc.stdout
+    assert "applied: 0006_usage_request_id" in proc.stdout
