@@ -262,6 +262,7 @@ class UsageLedger:
         self._flusher: asyncio.Task[None] | None = None
         self._drains: set[asyncio.Task[None]] = set()
         self._retry_at = 0.0
+        self._inflight = 0  # records taken from memory for the sink call in progress
         self._backoff = self._retry_initial
         self._spool_failing = False
         self._closed = False
@@ -331,11 +332,12 @@ class UsageLedger:
         """Queue ``record`` for the sink. Synchronous, never waits: safe while being cancelled."""
         if len(self._pending) >= self._max_pending:
             self._counters["dropped"] += 1
-            logger.error(
-                "usage ledger backlog full (%d records): usage of request %s dropped",
-                len(self._pending),
-                record.request_id,
-            )
+            if self._counters["dropped"] % 1000 == 1:  # the first, then one line per thousand
+                logger.error(
+                    "usage ledger backlog full (%d records in memory, spool full): %d record(s) dropped",
+                    len(self._pending),
+                    self._counters["dropped"],
+                )
             return
         self._counters["records"] += 1
         self._pending.append(record)
@@ -389,7 +391,7 @@ class UsageLedger:
     def stats(self) -> LedgerStats:
         """Backlog and counters, now."""
         return LedgerStats(
-            pending=len(self._pending),
+            pending=len(self._pending) + self._inflight,
             spooled=self._spool.count,
             spool_bytes=self._spool.size,
             draining=len(self._drains),
@@ -413,30 +415,37 @@ class UsageLedger:
         pending = self._pending
         return [pending.popleft() for _ in range(min(limit, len(pending)))]
 
-    def _spool_records(self, records: Sequence[UsageRecord]) -> bool:
+    def _spool_records(self, records: Sequence[UsageRecord]) -> int:
+        """Append as many of ``records`` as the spool takes (one fsync); how many it took."""
+        items = [record.to_json() for record in records]
+        fits = self._spool.fit(items)
         try:
-            self._spool.append([record.to_json() for record in records])
+            self._spool.append(items[:fits])
+            if fits < len(items):
+                self._spool.append(items[fits:])  # raises LedgerFullError, and counts it
         except LedgerFullError as exc:
             if not self._spool_failing:
-                logger.error("%s; %d record(s) kept in memory", exc, len(records))
+                logger.error("%s; %d record(s) kept in memory", exc, len(records) - fits)
             self._spool_failing = True
-            return False
+            self._counters["spool_appends"] += fits > 0
+            return fits
         except OSError as exc:
             self._counters["spool_errors"] += 1
             if not self._spool_failing:
                 logger.error("usage spool write failed: %s", type(exc).__name__)
             self._spool_failing = True
-            return False
+            return 0
         if self._spool_failing:
             logger.info("usage spool writable again")
         self._spool_failing = False
         self._counters["spool_appends"] += 1
-        return True
+        return fits
 
     def _spool_pending(self) -> None:
         """Move every record in memory to the spool (one append, one fsync), if it has room."""
-        if self._pending and self._spool_records(list(self._pending)):
-            self._pending.clear()
+        if self._pending:
+            for _ in range(self._spool_records(list(self._pending))):
+                self._pending.popleft()
 
     async def _write(self, records: list[UsageRecord], spooled: list[bool] | None) -> bool:
         """One sink call within ``write_timeout``. While it is slower than ``spool_after``, the
@@ -456,8 +465,14 @@ class UsageLedger:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
                     raise TimeoutError
-                if spooled is not None and not spooled[0] and self._spool_records(records):
+                if (
+                    spooled is not None
+                    and not spooled[0]
+                    and self._spool.fit([r.to_json() for r in records]) == len(records)
+                ):
+                    self._spool_records(records)
                     spooled[0] = True
+                    self._inflight = 0  # counted by the spool now
                 self._spool_pending()
                 wait = self._max_delay
             task.result()
@@ -508,17 +523,27 @@ class UsageLedger:
         if not batch:
             return
         spooled = [False]
-        ok = await self._write(batch, spooled)
+        self._inflight = len(batch)
+        try:
+            ok = await self._write(batch, spooled)
+        except asyncio.CancelledError:  # close() while writing: the batch is not lost
+            if not spooled[0]:
+                self._pending.extendleft(reversed(batch))
+            raise
+        finally:
+            self._inflight = 0
         if ok:
+            if not self._pending:
+                self._spool_failing = False  # nothing waits for the spool any more
             if spooled[0]:
                 # It went to the spool while the sink was slow; the spool was empty before,
                 # so the batch is the spool's head.
                 self._spool.ack(len(batch))
             return
         self._backoff_after_failure()
-        if not spooled[0] and not self._spool_records(batch):
-            self._pending.extendleft(reversed(batch))
-            self._spool_pending()
+        if not spooled[0]:
+            kept = self._spool_records(batch)
+            self._pending.extendleft(reversed(batch[kept:]))
 
     async def _replay(self, loop: asyncio.AbstractEventLoop) -> None:
         # Degraded: the spool is the head of the queue, so new records join it, in order.
@@ -534,6 +559,8 @@ class UsageLedger:
         batch = [UsageRecord.from_json(item) for item in self._spool.peek(self._max_batch)]
         if await self._write(batch, None):
             self._spool.ack(len(batch))
+            if not self._pending:
+                self._spool_failing = False
             if self._backoff != self._retry_initial and not self._spool.count:
                 logger.info("usage sink back: spool replayed")
             self._backoff = self._retry_initial

@@ -222,6 +222,18 @@ class Spool:
         self._size += len(data)
         self._items.extend(zip(items, map(len, lines), strict=True))
 
+    def fit(self, items: Sequence[dict[str, Any]]) -> int:
+        """How many of the first ``items`` :meth:`append` would take now (acknowledged bytes
+        count as free: they are compacted away first)."""
+        room = self.max_bytes - (self._size - self._acked_bytes)
+        taken = 0
+        for item in items:
+            room -= len(_encode(item))
+            if room < 0:
+                break
+            taken += 1
+        return taken
+
     def peek(self, limit: int) -> list[dict[str, Any]]:
         """The first ``limit`` records not acknowledged yet, oldest first."""
         return [item for item, _ in islice(self._items, limit)]
