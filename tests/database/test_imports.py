@@ -71,6 +71,7 @@ def test_public_names() -> None:
             "PostgresAPIKeyStore",
             "PostgresPool",
             "PostgresTokenRevocationStore",
+            "PostgresUsageSink",
             "PostgresUsageStore",
             "UnknownOrganizationError",
             "break_migration_lock",
