@@ -78,6 +78,7 @@ class LedgerCollector(Collector):
             ("spool_appends", stats.spool_appends, "Appends (one fsync each) to the spool"),
             ("spool_full", stats.spool_full, "Appends refused because the spool was full"),
             ("dropped_records", stats.dropped, "Records lost: backlog full while the spool was full"),
+            ("drains", stats.drains, "Streams read on to their usage after their client left"),
             ("drain_timeouts", stats.drain_timeouts, "Drains cut at drain_timeout"),
             ("drains_refused", stats.drains_refused, "Streams not drained: max_drains reached"),
         ):

@@ -13,7 +13,9 @@ For usage-metering tests it counts the tokens it generated per request, keyed by
 incoming ``X-Request-ID`` (``generated``; also served as JSON at ``GET /_fake/generated``):
 the prompt tokens plus every completion token it sent. A streamed chat request with the
 header ``x-fake-fail-after: <k>`` fails after ``k`` content chunks: an error event and the end
-of the body, with no usage and no ``[DONE]``, as an upstream that broke mid-answer.
+of the body, with no usage and no ``[DONE]``, as an upstream that broke mid-answer; a
+``[fail-after:<k>]`` marker in the last user message does the same (it travels through any
+gateway, where a header may not).
 
 Run it alone with ``uvicorn asgi_kit.httpclient.fake_upstream:app``.
 """
@@ -39,6 +41,7 @@ from asgi_kit._asgi.types import Receive, Scope, Send
 _WORD: Final = re.compile(r"\S+\s*")
 _MAX_BODY: Final = 1 << 20
 _MAX_GENERATED: Final = 100_000
+_FAIL_MARKER: Final = re.compile(r"\[fail-after:(\d+)\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +228,7 @@ class FakeOpenAI:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
         extra = {"usage": None} if include_usage else {}
-        fail_after = _fail_after(seen)
+        fail_after = _fail_after(seen, _text(last_user.get("content")))
         self._count(seen, usage["prompt_tokens"])
         try:
             await event([delta_choice({"role": "assistant", "content": "", "refusal": None})], **extra)
@@ -268,8 +271,9 @@ class FakeOpenAI:
         return {"object": "list", "data": data, "model": model, "usage": usage}
 
 
-def _fail_after(seen: SeenRequest) -> int | None:
-    raw = seen.header("x-fake-fail-after")
+def _fail_after(seen: SeenRequest, text: str) -> int | None:
+    marker = _FAIL_MARKER.search(text)
+    raw = marker.group(1) if marker else seen.header("x-fake-fail-after")
     try:
         return int(raw) if raw is not None else None
     except ValueError:
