@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from asgi_kit.budget import UsageLedger, UsageRecord
-from asgi_kit.database import PostgresPool, PostgresUsageSink, PostgresUsageStore
+from asgi_kit.database import PostgresPool, PostgresUsageSink, PostgresUsageStore, new_postgres_pool
+from asgi_kit.database.postgres import postgres_conninfo
 from asgi_kit.database.stores import borrow
 from tests.database.conftest import new_org_id
 
@@ -99,3 +102,52 @@ async def test_ledger_on_postgres_groups_settled_calls(pool: PostgresPool, tmp_p
         ledger.record(rec(f"{org}-{n}", org))
     await ledger.close()
     assert await used(pool, org) == 600 and sink.statements <= 2
+
+
+def _stat(conn: psycopg.Connection[tuple[int, ...]]) -> tuple[int, int]:
+    row = conn.execute(
+        "SELECT d.xact_commit, COALESCE(t.n_tup_ins, 0) FROM pg_stat_database AS d"
+        " LEFT JOIN pg_stat_user_tables AS t ON t.relname = 'usage'"
+        " WHERE d.datname = current_database()"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+async def test_steady_300_calls_per_second_cost_one_statement_per_20(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    """300 settled calls/s for 3 s through the ledger: at most one statement per 20 calls,
+    counted by the sink and cross-checked with pg_stat_database.xact_commit."""
+    pool = await new_postgres_pool(migrated_url, min_size=1, max_size=2, timeout=5.0)
+    try:
+        store = PostgresUsageStore(pool)
+        org = new_org_id()
+        await store.create_organization(org, org)
+        sink = PostgresUsageSink(pool)
+        ledger = UsageLedger(sink, spool_path=tmp_path, max_delay=0.1)
+        await ledger.start()
+        with psycopg.connect(postgres_conninfo(migrated_url), autocommit=True) as observer:
+            await asyncio.sleep(1.1)  # statistics are flushed at most once a second
+            commits_before, _ = _stat(observer)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            calls = 0
+            while calls < 900:  # 300 per second, in steps of 3 every 10 ms
+                for _ in range(3):
+                    ledger.record(rec(f"{org}-{calls}", org))
+                    calls += 1
+                await asyncio.sleep(max(started + calls / 300 - loop.time(), 0))
+            await ledger.close()
+            assert await used(pool, org) == 3 * calls
+            await pool.close()  # a backend flushes its statistics when it exits
+            await asyncio.sleep(0.5)
+            commits_after, inserted = _stat(observer)
+        assert inserted >= calls
+        commits = commits_after - commits_before - 1  # minus the observer's own statistics read
+        print(f"\nledger at 300 calls/s: {calls} calls, {sink.statements} statements, {commits} commits")
+        assert calls / sink.statements >= 20
+        # every commit: a batch, plus the pool's check of the connection it borrows, plus the reads here
+        assert commits <= 2 * sink.statements + 8
+    finally:
+        await pool.close()

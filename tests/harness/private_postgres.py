@@ -55,7 +55,16 @@ class PrivatePostgres:
     def init(self) -> None:
         subprocess.run(
             _as_postgres(
-                [str(self._bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync"]
+                [
+                    str(self._bin / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "--no-sync",
+                ]
             ),
             check=True,
             capture_output=True,
