@@ -86,7 +86,7 @@ def _resources(config: DemoConfig) -> Resources:
         # Start even while the database is down: readiness fails, settled usage is spooled,
         # and the pool keeps connecting in the background (a restart during an outage).
         await pool.open(wait=False)
-        if not (await check_database_health(pool, timeout=5.0)).healthy:
+        if not (await check_database_health(pool, timeout=1.0)).healthy:
             logging.getLogger("asgi_kit.demo").warning("database unavailable at startup; retrying")
 
     async def close_pool() -> None:

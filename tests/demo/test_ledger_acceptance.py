@@ -26,7 +26,7 @@ import pytest
 from asgi_kit.auth.apikey import generate_api_key
 from asgi_kit.cli.demo import provision_database
 from asgi_kit.demo import DemoConfig
-from tests.harness.private_postgres import private_postgres
+from tests.harness.private_postgres import PrivatePostgres, private_postgres
 from tests.harness.servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
@@ -172,13 +172,29 @@ def tokens_per_request(database_url: str) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows}
 
 
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PrivatePostgres]:
+    """One private cluster for the module; each test takes a database of its own in it."""
+    with private_postgres() as pg:
+        yield pg
+
+
+@contextmanager
+def own_database(pg: PrivatePostgres, name: str) -> Iterator[tuple[PrivatePostgres, str]]:
+    if not pg.running:
+        pg.start()
+    with psycopg.connect(pg.url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield pg, pg.url.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
 async def test_ledger_counts_every_generated_token_across_outage_and_sigkill(
-    server: str, tmp_path: Path
+    server: str, tmp_path: Path, cluster: PrivatePostgres
 ) -> None:
     """300 mixed requests through a PostgreSQL outage longer than the pool timeout, then a SIGKILL
     with records spooled: per request, the ledger holds exactly the tokens the upstream generated."""
-    with private_postgres() as pg:
+    with own_database(cluster, f"ledger_{server}") as (pg, database_url):
         key = generate_api_key("sk", environment="demo")
         upstream_port, gateway_port = free_port(), free_port()
         upstream = f"http://127.0.0.1:{upstream_port}"
@@ -187,7 +203,7 @@ async def test_ledger_counts_every_generated_token_across_outage_and_sigkill(
             port=gateway_port,
             api_key=key,
             budget_tokens=10**12,
-            database_url=pg.url,
+            database_url=database_url,
             upstream_url=f"{upstream}/v1",
             spool_dir=str(tmp_path / "spool"),
             log_level="WARNING",
@@ -211,7 +227,7 @@ async def test_ledger_counts_every_generated_token_across_outage_and_sigkill(
                 # the run did go through the paths it is meant to: drains, sink failures, the spool
                 assert counter(gateway, "drains") > 0
                 assert counter(gateway, "sink_failures") > 0 and counter(gateway, "spool_appends") > 0
-                assert tokens_per_request(pg.url) == {rid: n for rid, n in made.items() if n}
+                assert tokens_per_request(database_url) == {rid: n for rid, n in made.items() if n}
 
                 # Streams in flight when PostgreSQL goes down settle into the spool...
                 async with httpx.AsyncClient(base_url=gateway, timeout=30.0) as http:
@@ -238,4 +254,4 @@ async def test_ledger_counts_every_generated_token_across_outage_and_sigkill(
                 await asyncio.to_thread(pg.start)
                 await wait_settled(gateway)
                 made = generated(upstream)
-                assert tokens_per_request(pg.url) == {rid: n for rid, n in made.items() if n}
+                assert tokens_per_request(database_url) == {rid: n for rid, n in made.items() if n}
