@@ -51,7 +51,9 @@ async def test_abandoned_streams_are_settled_with_the_upstream_usage(server: str
     with serve(app, server, port=port, lifespan="on") as served:
         async with httpx.AsyncClient(base_url=served.url, timeout=10.0) as http:
             for _ in range(3):
-                async with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
+                async with http.stream(
+                    "POST", "/v1/chat/completions", json=body, headers=headers
+                ) as response:
                     async for line in response.aiter_lines():
                         if line.startswith("data: {"):
                             break  # walk away after the first chunk
