@@ -533,6 +533,7 @@ class UsageLedger:
         finally:
             self._inflight = 0
         if ok:
+            self._backoff = self._retry_initial
             if not self._pending:
                 self._spool_failing = False  # nothing waits for the spool any more
             if spooled[0]:
