@@ -32,7 +32,7 @@ from tests.harness.servers import free_port
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 MODEL = "fake-gpt-4o-mini"
 REQUESTS = 300
-CONCURRENCY = 24
+CONCURRENCY = 32
 OUTAGE_SECONDS = 6.5  # longer than the demo pool's 5 s checkout timeout
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,7 +117,7 @@ def words(rng: random.Random, low: int, high: int) -> str:
 
 
 async def one_request(
-    http: httpx.AsyncClient, key: str, rng: random.Random, kind: str, size: tuple[int, int] = (2, 40)
+    http: httpx.AsyncClient, key: str, rng: random.Random, kind: str, size: tuple[int, int] = (2, 24)
 ) -> None:
     headers = {"Authorization": f"Bearer {key}", "X-Request-ID": uuid.uuid4().hex}
     text = words(rng, *size)
