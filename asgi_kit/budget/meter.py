@@ -38,7 +38,9 @@ total, at the same moment the record is handed to the ledger.
 
 A process killed with ``SIGKILL`` settles nothing for the calls it had in flight: they are
 not in the ledger (their tokens were never settled), and a reservation they held stays charged
-until its lease expires. Every call settled before the kill is in the ledger or its spool.
+until its lease expires. Calls settled before the kill are in the sink or the spool, except those
+of the last ``max_delay`` + ``spool_after`` seconds whose batch the sink had not acknowledged
+(see :mod:`asgi_kit.budget.ledger`).
 """
 
 from __future__ import annotations
