@@ -38,6 +38,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--budget-cache-ttl", type=float, default=0.0, help="per-worker budget cache (seconds)"
     )
+    parser.add_argument(
+        "--spool-dir",
+        default=None,
+        help="where usage is spooled while the database is away (default: under the temp dir)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(handler=run)
 
@@ -89,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         token_delay=args.token_delay,
         budget_cache_ttl=args.budget_cache_ttl,
         log_level=args.log_level.upper(),
+        spool_dir=args.spool_dir,
     )
     if config.database_url:
         asyncio.run(provision_database(config))

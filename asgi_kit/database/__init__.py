@@ -18,6 +18,7 @@ from asgi_kit.database.errors import (
 )
 from asgi_kit.database.key_events import API_KEY_EVENTS_CHANNEL, APIKeyEventListener
 from asgi_kit.database.leases import PostgresLeaseStore
+from asgi_kit.database.ledger import PostgresUsageSink
 from asgi_kit.database.migrations import (
     break_migration_lock,
     pending_migrations,
@@ -50,6 +51,7 @@ __all__ = [
     "PostgresLeaseStore",
     "PostgresPool",
     "PostgresTokenRevocationStore",
+    "PostgresUsageSink",
     "PostgresUsageStore",
     "UnknownOrganizationError",
     "break_migration_lock",

@@ -27,6 +27,9 @@ class DemoConfig:
         token_delay: seconds between streamed tokens of the bundled fake upstream.
         budget_cache_ttl: seconds a budget read is cached per worker (overshoot window).
         log_level: access-log level.
+        spool_dir: where the usage ledger spools settled usage while the database is away
+            (each worker claims a file in it; a restarted worker replays what it finds);
+            default: ``<temp dir>/asgi-kit-demo-spool/<hash of the database URL>``.
     """
 
     host: str = "127.0.0.1"
@@ -40,6 +43,7 @@ class DemoConfig:
     token_delay: float = 0.02
     budget_cache_ttl: float = 0.0
     log_level: str = "INFO"
+    spool_dir: str | None = None
 
     @property
     def base_url(self) -> str:

@@ -2,7 +2,8 @@
 
 ``/v1/chat/completions`` (plain and streaming), ``/v1/embeddings`` and ``/v1/models`` behind
 API-key authentication, RBAC and token budgets, calling the upstream through
-:class:`~asgi_kit.httpclient.OpenAIClient` and recording usage; ``/metrics``, ``/livez`` and
+:class:`~asgi_kit.httpclient.OpenAIClient`, each call settled by the usage ledger (batched,
+spooled to ``DemoConfig.spool_dir`` while the database is away); ``/metrics``, ``/livez`` and
 ``/readyz`` beside them. With no database it runs on in-memory stores; with one, on
 PostgreSQL, so budgets hold across ``--workers``. The bundled fake upstream is mounted at
 ``/upstream`` unless a real upstream URL is given.
@@ -19,10 +20,18 @@ from asgi_kit._asgi.lifespan import Hook, LifespanHooksMiddleware
 from asgi_kit._asgi.types import ASGIApp
 from asgi_kit.auth import APIKeyRecord, APIKeyVerifier, AuthMiddleware, InMemoryAPIKeyStore
 from asgi_kit.auth.apikey import hash_api_key, parse_api_key
-from asgi_kit.budget import BudgetMiddleware, BudgetStore, InMemoryBudgetStore
+from asgi_kit.budget import (
+    BudgetMiddleware,
+    BudgetStore,
+    BudgetStoreSink,
+    InMemoryBudgetStore,
+    UsageLedger,
+    UsageSink,
+)
 from asgi_kit.demo.config import DEFAULT_MODELS, DemoConfig
 from asgi_kit.demo.handlers import Gateway
 from asgi_kit.demo.router import Router
+from asgi_kit.demo.usage import LedgerCollector, ledger_readiness, spool_directory
 from asgi_kit.errors import ProblemDetailsMiddleware
 from asgi_kit.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from asgi_kit.health import health_app
@@ -56,20 +65,21 @@ class Resources:
     readiness: dict[str, Any]
     on_startup: list[Hook]
     on_shutdown: list[Hook]
+    usage_sink: UsageSink
 
 
 def _resources(config: DemoConfig) -> Resources:
     if config.database_url is None:
         api_keys = InMemoryAPIKeyStore([key_record(config.api_key, config.org_id)] if config.api_key else [])
         budgets = InMemoryBudgetStore([(config.org_id, config.budget_tokens)])
-        return Resources(APIKeyVerifier(api_keys), budgets, {}, [], [])
+        return Resources(APIKeyVerifier(api_keys), budgets, {}, [], [], BudgetStoreSink(budgets))
     from asgi_kit.database import (
         APIKeyEventListener,
         PostgresAPIKeyStore,
+        PostgresUsageSink,
         PostgresUsageStore,
         check_database_health,
         create_postgres_pool,
-        open_postgres_pool,
     )
 
     pool = create_postgres_pool(config.database_url, min_size=1, max_size=10, timeout=5.0)
@@ -79,8 +89,12 @@ def _resources(config: DemoConfig) -> Resources:
     listener = APIKeyEventListener(config.database_url, verifier, application_name=f"{SERVICE}.api_keys")
 
     async def open_pool() -> None:
-        await open_postgres_pool(pool)
-        await listener.start()
+        # Start even while the database is down: readiness fails, settled usage is spooled,
+        # and the pool keeps connecting in the background (a restart during an outage).
+        await pool.open(wait=False)
+        if not (await check_database_health(pool, timeout=1.0)).healthy:
+            logging.getLogger("asgi_kit.demo").warning("database unavailable at startup; retrying")
+        await listener.start()  # connects in the background, retrying while the database is down
 
     async def close_pool() -> None:
         await listener.aclose()
@@ -96,6 +110,7 @@ def _resources(config: DemoConfig) -> Resources:
         {"database": database_ready},
         [open_pool],
         [close_pool],
+        PostgresUsageSink(pool),
     )
 
 
@@ -110,10 +125,20 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
     async def close_client() -> None:
         await client.aclose()
 
-    gateway = Gateway(lambda: client, resources.budgets)
+    ledger = UsageLedger(resources.usage_sink, spool_path=spool_directory(config))
+
+    async def start_ledger() -> None:
+        spool_directory(config).mkdir(parents=True, exist_ok=True)
+        await ledger.start()
+
+    async def close_ledger() -> None:
+        await ledger.close()
+
+    gateway = Gateway(lambda: client, ledger)
     use_models = Permission.USE_MODELS
-    health = health_app(resources.readiness, timeout=2.0)
+    health = health_app({**resources.readiness, "usage_ledger": ledger_readiness(ledger)}, timeout=2.0)
     metrics = register_metrics(SERVICE)
+    metrics.registry.register(LedgerCollector(ledger))
     multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     exposition = metrics_app(
         None if multiprocess_dir else metrics.registry, multiprocess_dir=multiprocess_dir
@@ -140,8 +165,9 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
         Stack()
         .use(
             LifespanHooksMiddleware,
-            on_startup=[*resources.on_startup, open_client],
-            on_shutdown=[close_client, *resources.on_shutdown],
+            on_startup=[*resources.on_startup, open_client, start_ledger],
+            # reversed at shutdown: the ledger closes (drains, flushes) while client and pool are open
+            on_shutdown=[close_client, *resources.on_shutdown, close_ledger],
         )
         .use(RequestIDMiddleware)
         .use(

@@ -3,7 +3,9 @@
 Each handler authenticates nothing itself: the stack in front of it has already set the
 principal (``AuthMiddleware``), checked the permission (``RequirePermission``) and the
 budget (``BudgetMiddleware``). Handlers call the upstream through :class:`OpenAIClient`
-and record the tokens spent, so the next request sees the new budget.
+inside a :class:`~asgi_kit.budget.UsageLedger` meter, which settles each call exactly once
+(normal end, upstream failure, client disconnect, cancellation); no handler records usage
+itself.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
-from typing import Any, Final, cast
+import uuid
+from collections.abc import Callable
+from typing import Any, Final
 
+from asgi_kit._asgi.context import REQUEST_ID_STATE_KEY
 from asgi_kit._asgi.principal import Principal, get_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
-from asgi_kit.budget import BudgetStore
+from asgi_kit.budget import MeteredCall, UsageLedger
+from asgi_kit.demo.usage import estimate_prompt_tokens
 from asgi_kit.errors import (
     UNAUTHORIZED,
     ProblemDetails,
@@ -32,7 +36,6 @@ from asgi_kit.httpclient import (
     APITimeoutError,
     OpenAIClient,
 )
-from asgi_kit.models import Usage
 from asgi_kit.validation import (
     DEFAULT_LIMITS,
     RequestLimits,
@@ -108,34 +111,30 @@ def _upstream_problem(exc: APIError) -> ProblemDetails:
 
 
 class Gateway:
-    """The OpenAI-compatible endpoints, bound to one upstream client and one budget store."""
+    """The OpenAI-compatible endpoints, bound to one upstream client and one usage ledger."""
 
     def __init__(
-        self, client: ClientFactory, budgets: BudgetStore, *, limits: RequestLimits = DEFAULT_LIMITS
+        self, client: ClientFactory, ledger: UsageLedger, *, limits: RequestLimits = DEFAULT_LIMITS
     ) -> None:
         self._client = client
-        self._budgets = budgets
+        self._ledger = ledger
         self._limits = limits
 
-    async def _record(self, principal: Principal, model: str, usage: Any) -> None:
-        if usage is None or principal.org_id is None:
-            return
-        try:
-            await self._budgets.record_usage(
-                Usage(
-                    org_id=principal.org_id,
-                    user_id=principal.user_id,
-                    api_key_id=principal.key_id,
-                    model=model,
-                    prompt_tokens=usage.prompt_tokens,
-                    completion_tokens=usage.completion_tokens,
-                )
-            )
-        except Exception:
-            logger.exception("could not record usage for organization %s", principal.org_id)
+    def _meter(self, principal: Principal, scope: Scope, model: str, prompt: list[Any]) -> MeteredCall[Any]:
+        # The ledger key is unique per upstream call: an incoming X-Request-ID is chosen by the
+        # client, and a repeated one must not make a call free (the sink skips known keys).
+        request_id = scope.get("state", {}).get(REQUEST_ID_STATE_KEY) or "req"
+        return self._ledger.meter(
+            request_id=f"{request_id}.{uuid.uuid4().hex[:12]}",
+            org_id=principal.org_id,
+            user_id=principal.user_id,
+            api_key_id=principal.key_id,
+            model=model,
+            prompt_estimate=estimate_prompt_tokens(prompt),
+        )
 
     def endpoint(
-        self, handler: Callable[[Principal, dict[str, Any], Scope, Send], Any], *, body: bool
+        self, handler: Callable[[Principal, dict[str, Any], Scope, Receive, Send], Any], *, body: bool
     ) -> ASGIApp:
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             principal = get_principal(scope)
@@ -144,7 +143,7 @@ class Gateway:
                 return
             try:
                 payload = await read_json(receive) if body else {}
-                await handler(principal, payload, scope, send)
+                await handler(principal, payload, scope, receive, send)
             except ProblemError as exc:
                 # Refused at the door (bad body, bad parameter): nothing was sent upstream.
                 await write_problem_details(send, exc.problem, exc.headers, scope=scope)
@@ -165,75 +164,82 @@ class Gateway:
         return app
 
     async def list_models(
-        self, principal: Principal, payload: dict[str, Any], scope: Scope, send: Send
+        self, principal: Principal, payload: dict[str, Any], scope: Scope, receive: Receive, send: Send
     ) -> None:
         models = await self._client().list_models()
         await send_json(send, 200, models.model_dump_json().encode())
 
     async def embeddings(
-        self, principal: Principal, payload: dict[str, Any], scope: Scope, send: Send
+        self, principal: Principal, payload: dict[str, Any], scope: Scope, receive: Receive, send: Send
     ) -> None:
         payload = validate_embeddings(payload, self._limits).model_dump(exclude_unset=True)
         model, text = payload["model"], payload["input"]
         params = {k: v for k, v in payload.items() if k not in ("model", "input")}
-        result = await self._client().embeddings(model=model, input=text, **params)
-        await self._record(principal, model, result.usage)
+        prompt = [{"content": item} for item in ([text] if isinstance(text, str) else text)]
+        async with self._meter(principal, scope, model, prompt) as call:
+            result = await self._client().embeddings(model=model, input=text, **params)
+            if result.usage is not None:
+                call.usage(result.usage.prompt_tokens, result.usage.completion_tokens)
         await send_json(send, 200, result.model_dump_json().encode())
 
-    async def chat(self, principal: Principal, payload: dict[str, Any], scope: Scope, send: Send) -> None:
+    async def chat(
+        self, principal: Principal, payload: dict[str, Any], scope: Scope, receive: Receive, send: Send
+    ) -> None:
         payload = validate_chat_completion(payload, self._limits).model_dump(exclude_unset=True)
         model, messages = payload["model"], payload["messages"]
         params = {
             k: v for k, v in payload.items() if k not in ("model", "messages", "stream", "stream_options")
         }
         if not payload.get("stream"):
-            completion = await self._client().chat_completion(model=model, messages=messages, **params)
-            await self._record(principal, model, completion.usage)
+            async with self._meter(principal, scope, model, messages) as call:
+                completion = await self._client().chat_completion(model=model, messages=messages, **params)
+                if completion.usage is not None:
+                    call.usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
             await send_json(send, 200, completion.model_dump_json().encode())
             return
-        await self._stream(principal, model, messages, params, payload, send)
+        async with self._meter(principal, scope, model, messages) as call:
+            await self._stream(call, model, messages, params, payload, receive, send)
 
     async def _stream(
         self,
-        principal: Principal,
+        call: MeteredCall[Any],
         model: str,
         messages: list[Any],
         params: dict[str, Any],
         payload: dict[str, Any],
+        receive: Receive,
         send: Send,
     ) -> None:
         wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
-        usage = None
         started = False
         stream = self._client().chat_completion_stream(
             model=model, messages=messages, include_usage=True, **params
         )
-        async with aclosing(cast(AsyncGenerator[Any, None], stream)) as chunks:
-            try:
-                async for chunk in chunks:
-                    if not started:
-                        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-                        started = True
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                        if not wants_usage:
-                            continue
-                    frame = b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
-                    await send({"type": "http.response.body", "body": frame, "more_body": True})
-            except APIError as exc:
+        try:
+            async for chunk in call.stream(stream, receive=receive):
                 if not started:
-                    raise
-                # The status is already sent: report the failure in-stream, as OpenAI does.
-                logger.warning("upstream stream failed: %s", type(exc).__name__)
-                error = {"error": {"message": "upstream stream failed", "type": "server_error"}}
-                frame = b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n"
-                await send({"type": "http.response.body", "body": frame, "more_body": False})
-                await self._record(principal, model, usage)
-                return
+                    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+                    started = True
+                if chunk.usage is not None and not wants_usage:
+                    continue
+                frame = b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+        except APIError as exc:
+            if not started:
+                raise
+            # The status is already sent: report the failure in-stream, as OpenAI does.
+            logger.warning("upstream stream failed: %s", type(exc).__name__)
+            error = {"error": {"message": "upstream stream failed", "type": "server_error"}}
+            frame = b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n"
+            await send({"type": "http.response.body", "body": frame, "more_body": False})
+            return
+        except OSError:
+            # The client went away (send raised, or http.disconnect): nobody to answer; the
+            # meter reads the upstream on to its usage (see asgi_kit.budget.meter).
+            return
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
-        await self._record(principal, model, usage)
 
 
 __all__ = ["MODEL_NOT_FOUND", "Gateway", "read_json", "send_json"]

@@ -9,6 +9,14 @@ metering see stable numbers. Every response has an ``x-request-id``; errors use 
 ``{"error": {...}}`` shape. It records the requests it saw in ``requests`` (method, path,
 headers) so tests can check what arrived (trace and request ids, idempotency keys).
 
+For usage-metering tests it counts the tokens it generated per request, keyed by the
+incoming ``X-Request-ID`` (``generated``; also served as JSON at ``GET /_fake/generated``):
+the prompt tokens plus every completion token it sent. A streamed chat request with the
+header ``x-fake-fail-after: <k>`` fails after ``k`` content chunks: an error event and the end
+of the body, with no usage and no ``[DONE]``, as an upstream that broke mid-answer; a
+``[fail-after:<k>]`` marker in the last user message does the same (it travels through any
+gateway, where a header may not).
+
 Run it alone with ``uvicorn asgi_kit.httpclient.fake_upstream:app``.
 """
 
@@ -22,7 +30,7 @@ import re
 import struct
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,6 +40,8 @@ from asgi_kit._asgi.types import Receive, Scope, Send
 
 _WORD: Final = re.compile(r"\S+\s*")
 _MAX_BODY: Final = 1 << 20
+_MAX_GENERATED: Final = 100_000
+_FAIL_MARKER: Final = re.compile(r"\[fail-after:(\d+)\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,8 @@ class FakeOpenAI:
         self.embedding_dimensions = embedding_dimensions
         # Bounded: the demo serves it for as long as it runs, and only recent requests matter to tests.
         self.requests: deque[SeenRequest] = deque(maxlen=1000)
+        #: tokens generated per incoming X-Request-ID (prompt + completion tokens sent), bounded
+        self.generated: OrderedDict[str, int] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"FakeOpenAI(models={self.models!r}, token_delay={self.token_delay!r}, auth={self._auth is not None})"
@@ -115,16 +127,20 @@ class FakeOpenAI:
 
     async def _route(self, seen: SeenRequest, body: Any, send: Send, request_id: str) -> None:
         method, path = seen.method, seen.path.rstrip("/")
-        if method == "GET" and path == "/v1/models":
+        if method == "GET" and path == "/_fake/generated":
+            await _send_json(send, 200, dict(self.generated), request_id)
+        elif method == "GET" and path == "/v1/models":
             await _send_json(
                 send, 200, {"object": "list", "data": [_model(m) for m in self.models]}, request_id
             )
         elif method == "GET" and path.startswith("/v1/models/"):
             await _send_json(send, 200, _model(self._model(path.removeprefix("/v1/models/"))), request_id)
         elif method == "POST" and path == "/v1/chat/completions":
-            await self._chat(body, send, request_id)
+            await self._chat(body, send, request_id, seen)
         elif method == "POST" and path == "/v1/embeddings":
-            await _send_json(send, 200, self._embeddings(body), request_id)
+            result = self._embeddings(body)
+            self._count(seen, result["usage"]["prompt_tokens"])
+            await _send_json(send, 200, result, request_id)
         else:
             raise _Reject(
                 404, f"Unknown request URL: {method} {seen.path}", "invalid_request_error", "unknown_url"
@@ -143,7 +159,16 @@ class FakeOpenAI:
             )
         return model
 
-    async def _chat(self, body: Any, send: Send, request_id: str) -> None:
+    def _count(self, seen: SeenRequest, tokens: int) -> None:
+        key = seen.header("x-request-id")
+        if key is None:
+            return
+        self.generated[key] = self.generated.get(key, 0) + tokens
+        self.generated.move_to_end(key)
+        while len(self.generated) > _MAX_GENERATED:
+            self.generated.popitem(last=False)
+
+    async def _chat(self, body: Any, send: Send, request_id: str, seen: SeenRequest) -> None:
         model = self._model(body.get("model"))
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -165,6 +190,7 @@ class FakeOpenAI:
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         base = {"id": completion_id, "created": created, "model": model, "system_fingerprint": "fp_fake"}
         if not body.get("stream"):
+            self._count(seen, usage["total_tokens"])
             message = {"role": "assistant", "content": "".join(tokens), "refusal": None}
             choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
             await _send_json(
@@ -202,12 +228,20 @@ class FakeOpenAI:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
         extra = {"usage": None} if include_usage else {}
+        fail_after = _fail_after(seen, _text(last_user.get("content")))
+        self._count(seen, usage["prompt_tokens"])
         try:
             await event([delta_choice({"role": "assistant", "content": "", "refusal": None})], **extra)
-            for token in tokens:
+            for index, token in enumerate(tokens):
+                if index == fail_after:
+                    error = {"message": "the model failed mid-answer", "type": "server_error", "code": None}
+                    frame = b"event: error\ndata: " + _dumps({"error": error}) + b"\n\n"
+                    await send({"type": "http.response.body", "body": frame, "more_body": False})
+                    return
                 if self.token_delay:
                     await asyncio.sleep(self.token_delay)
                 await event([delta_choice({"content": token})], **extra)
+                self._count(seen, 1)
             await event([delta_choice({}, finish)], **extra)
             if include_usage:
                 await event([], usage=usage)
@@ -235,6 +269,15 @@ class FakeOpenAI:
         prompt_tokens = sum(len(_WORD.findall(_text(item))) for item in inputs)
         usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
         return {"object": "list", "data": data, "model": model, "usage": usage}
+
+
+def _fail_after(seen: SeenRequest, text: str) -> int | None:
+    marker = _FAIL_MARKER.search(text)
+    raw = marker.group(1) if marker else seen.header("x-fake-fail-after")
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 def _model(model_id: str) -> dict[str, Any]:

@@ -74,6 +74,7 @@ def test_public_names() -> None:
             "PostgresLeaseStore",
             "PostgresPool",
             "PostgresTokenRevocationStore",
+            "PostgresUsageSink",
             "PostgresUsageStore",
             "UnknownOrganizationError",
             "break_migration_lock",

@@ -35,6 +35,7 @@ ALL = [
     "0003_usage",
     "0004_token_revocation",
     "0005_api_key_events",
+    "0006_usage_request_id",
     "0007_budget_leases",
 ]
 TABLES = {
@@ -217,4 +218,4 @@ def test_subprocess_entry_point(fresh_database: Callable[[], str]) -> None:
         [sys.executable, "-m", "asgi_kit.cli", "migrate"], env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    assert "applied: 0004_token_revocation" in proc.stdout
+    assert "applied: 0006_usage_request_id" in proc.stdout

@@ -208,6 +208,7 @@ async def test_openai_package_raises_the_matching_exceptions(upstream: tuple[Fak
                 await client.chat.completions.create(
                     model="fake-gpt-4o-mini", messages=[{"role": "user", "content": "a b c d"}]
                 )
+                await asyncio.sleep(0.2)  # the ledger settles usage into the budget within 0.1 s
         assert (quota.value.type, quota.value.code) == ("insufficient_quota", "insufficient_quota")
         await client.close()
         await wrong_key.close()

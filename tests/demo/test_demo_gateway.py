@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
@@ -84,8 +85,13 @@ async def test_budget_exhaustion_is_insufficient_quota_without_retry() -> None:
         assert info.value.code == "insufficient_quota"
         assert info.value.response.headers["x-should-retry"] == "false"
         await client.close()
-        records = [json.loads(line) for line in log.getvalue().splitlines() if line.startswith("{")]
-        rejected = [r for r in records if r.get("status") == 429]
+        rejected: list[dict[str, object]] = []
+        for _ in range(100):  # the access-log line is written by the server thread, just after the answer
+            records = [json.loads(line) for line in log.getvalue().splitlines() if line.startswith("{")]
+            rejected = [r for r in records if r.get("status") == 429]
+            if rejected:
+                break
+            await asyncio.sleep(0.02)
         assert len(rejected) == 1, "the client retried a non-retryable 429"
 
 
