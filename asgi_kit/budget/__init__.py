@@ -12,7 +12,7 @@ from asgi_kit.budget.ledger import (
     UsageSink,
 )
 from asgi_kit.budget.meter import ClientDisconnected, MeteredCall, Reservation
-from asgi_kit.budget.middleware import BudgetMiddleware
+from asgi_kit.budget.middleware import BUDGET_REFUSAL, NO_RETRY, BudgetMiddleware
 from asgi_kit.budget.record import UsageRecord
 from asgi_kit.budget.reservation import (
     BudgetReservation,
@@ -35,6 +35,8 @@ from asgi_kit.budget.store import (
 )
 
 __all__ = [
+    "BUDGET_REFUSAL",
+    "NO_RETRY",
     "BudgetLease",
     "BudgetLeaseStore",
     "BudgetMiddleware",

@@ -20,11 +20,13 @@ from asgi_kit.errors import BUDGET_EXCEEDED, SERVICE_UNAVAILABLE, write_problem_
 logger = logging.getLogger("asgi_kit.budget")
 
 _STORE_DOWN: Final = SERVICE_UNAVAILABLE.with_detail("The budget service is temporarily unavailable")
-# One problem for both formats: problem+json, or OpenAI's insufficient_quota error (its code).
-_EXCEEDED: Final = BUDGET_EXCEEDED.with_detail(
+#: The budget refusal, for both formats: problem+json, or OpenAI's insufficient_quota error (its
+#: code). Sent with :data:`NO_RETRY` (OpenAI clients would otherwise retry a refusal that lasts
+#: until next month); a gateway refusing a reservation answers the same.
+BUDGET_REFUSAL: Final = BUDGET_EXCEEDED.with_detail(
     "You exceeded your organization's monthly token budget. The budget resets at the start of next month."
 )
-_NO_RETRY: Final = (b"x-should-retry", b"false")
+NO_RETRY: Final = (b"x-should-retry", b"false")
 _OUTAGE_LOG_INTERVAL: Final = 1.0
 
 
@@ -185,14 +187,14 @@ class BudgetMiddleware:
         self._cache.clear()
 
     async def _exceeded(self, scope: Scope, send: Send, state: BudgetState) -> None:
-        headers = [_NO_RETRY]
+        headers = [NO_RETRY]
         if self._retry_after_period_end:
             seconds = max(math.ceil((state.period_end - _utcnow()).total_seconds()), 1)
             headers.append((b"retry-after", str(seconds).encode("ascii")))
         # openai_error_format forces OpenAI's shape on its paths; elsewhere the route's mark decides.
         openai = self._openai_all or self._openai_paths.matches(scope)
         await write_problem_details(
-            send, _EXCEEDED, headers, scope=scope, format="openai" if openai else None
+            send, BUDGET_REFUSAL, headers, scope=scope, format="openai" if openai else None
         )
 
     async def _unavailable(self, scope: Scope, send: Send, hint: object) -> None:
@@ -208,4 +210,4 @@ class BudgetMiddleware:
         )
 
 
-__all__ = ["BudgetMiddleware"]
+__all__ = ["BUDGET_REFUSAL", "NO_RETRY", "BudgetMiddleware"]

@@ -36,7 +36,13 @@ def register(subparsers: Any) -> None:
         "--token-delay", type=float, default=0.02, help="seconds between streamed fake tokens"
     )
     parser.add_argument(
-        "--budget-cache-ttl", type=float, default=0.0, help="per-worker budget cache (seconds)"
+        "--budget-cache-ttl", type=float, default=1.0, help="per-worker budget cache (seconds)"
+    )
+    parser.add_argument(
+        "--reserve-max-tokens",
+        type=int,
+        default=1024,
+        help="completion tokens reserved for a request without max_tokens (0: no reservations)",
     )
     parser.add_argument(
         "--spool-dir",
@@ -78,6 +84,8 @@ async def provision_database(config: DemoConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     from asgi_kit.auth.apikey import generate_api_key, parse_api_key
 
+    if args.reserve_max_tokens < 0:
+        raise ValueError("--reserve-max-tokens must be >= 0")
     if args.workers < 1:
         raise ValueError("--workers must be at least 1")
     api_key = args.api_key or generate_api_key("sk", environment="demo")
@@ -93,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         upstream_api_key=args.upstream_api_key,
         token_delay=args.token_delay,
         budget_cache_ttl=args.budget_cache_ttl,
+        reserve_max_tokens=args.reserve_max_tokens,
         log_level=args.log_level.upper(),
         spool_dir=args.spool_dir,
     )

@@ -25,7 +25,12 @@ class DemoConfig:
             ``/upstream/v1``.
         upstream_api_key: the key sent upstream.
         token_delay: seconds between streamed tokens of the bundled fake upstream.
-        budget_cache_ttl: seconds a budget read is cached per worker (overshoot window).
+        budget_cache_ttl: seconds a budget read is cached per worker. With reservations on it
+            only delays the refusal of calls that reserve nothing (``/v1/models``); the spend is
+            bounded by the reservations.
+        reserve_max_tokens: completion tokens reserved for a request that sets no
+            ``max_tokens``; every call reserves its worst case before the upstream call
+            (``asgi_kit.budget.BudgetReservations``). 0 turns reservations off.
         log_level: access-log level.
         spool_dir: where the usage ledger spools settled usage while the database is away
             (each worker claims a file in it; a restarted worker replays what it finds);
@@ -41,7 +46,8 @@ class DemoConfig:
     upstream_url: str | None = None
     upstream_api_key: str | None = field(default=None, repr=False)
     token_delay: float = 0.02
-    budget_cache_ttl: float = 0.0
+    budget_cache_ttl: float = 1.0
+    reserve_max_tokens: int = 1024
     log_level: str = "INFO"
     spool_dir: str | None = None
 

@@ -21,10 +21,13 @@ from asgi_kit._asgi.types import ASGIApp
 from asgi_kit.auth import APIKeyRecord, APIKeyVerifier, AuthMiddleware, InMemoryAPIKeyStore
 from asgi_kit.auth.apikey import hash_api_key, parse_api_key
 from asgi_kit.budget import (
+    BudgetLeaseStore,
     BudgetMiddleware,
+    BudgetReservations,
     BudgetStore,
     BudgetStoreSink,
     InMemoryBudgetStore,
+    InMemoryLeaseStore,
     UsageLedger,
     UsageSink,
 )
@@ -66,16 +69,26 @@ class Resources:
     on_startup: list[Hook]
     on_shutdown: list[Hook]
     usage_sink: UsageSink
+    leases: BudgetLeaseStore
 
 
 def _resources(config: DemoConfig) -> Resources:
     if config.database_url is None:
         api_keys = InMemoryAPIKeyStore([key_record(config.api_key, config.org_id)] if config.api_key else [])
         budgets = InMemoryBudgetStore([(config.org_id, config.budget_tokens)])
-        return Resources(APIKeyVerifier(api_keys), budgets, {}, [], [], BudgetStoreSink(budgets))
+        return Resources(
+            APIKeyVerifier(api_keys),
+            budgets,
+            {},
+            [],
+            [],
+            BudgetStoreSink(budgets),
+            InMemoryLeaseStore(budgets),
+        )
     from asgi_kit.database import (
         APIKeyEventListener,
         PostgresAPIKeyStore,
+        PostgresLeaseStore,
         PostgresUsageSink,
         PostgresUsageStore,
         check_database_health,
@@ -111,6 +124,7 @@ def _resources(config: DemoConfig) -> Resources:
         [open_pool],
         [close_pool],
         PostgresUsageSink(pool),
+        PostgresLeaseStore(pool),
     )
 
 
@@ -126,6 +140,17 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
         await client.aclose()
 
     ledger = UsageLedger(resources.usage_sink, spool_path=spool_directory(config))
+    reservations = None
+    if config.reserve_max_tokens:
+        # Settled usage reaches the budget counter within the ledger's flush (max_delay), or its
+        # spool_after when the database is slow: the lease holds it that long.
+        reservations = BudgetReservations(
+            resources.leases, recording_delay=1.1, default_max_tokens=config.reserve_max_tokens
+        )
+
+    async def close_reservations() -> None:
+        if reservations is not None:
+            await reservations.aclose()
 
     async def start_ledger() -> None:
         spool_directory(config).mkdir(parents=True, exist_ok=True)
@@ -134,7 +159,7 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
     async def close_ledger() -> None:
         await ledger.close()
 
-    gateway = Gateway(lambda: client, ledger)
+    gateway = Gateway(lambda: client, ledger, reservations=reservations)
     use_models = Permission.USE_MODELS
     health = health_app({**resources.readiness, "usage_ledger": ledger_readiness(ledger)}, timeout=2.0)
     metrics = register_metrics(SERVICE)
@@ -166,8 +191,9 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
         .use(
             LifespanHooksMiddleware,
             on_startup=[*resources.on_startup, open_client, start_ledger],
-            # reversed at shutdown: the ledger closes (drains, flushes) while client and pool are open
-            on_shutdown=[close_client, *resources.on_shutdown, close_ledger],
+            # reversed at shutdown: the ledger closes (drains, flushes) while client and pool are
+            # open, then the leases go back, then the pool closes
+            on_shutdown=[close_client, *resources.on_shutdown, close_reservations, close_ledger],
         )
         .use(RequestIDMiddleware)
         .use(

@@ -20,9 +20,19 @@ from typing import Any, Final
 from asgi_kit._asgi.context import REQUEST_ID_STATE_KEY
 from asgi_kit._asgi.principal import Principal, get_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
-from asgi_kit.budget import MeteredCall, UsageLedger
+from asgi_kit.budget import (
+    BUDGET_REFUSAL,
+    NO_RETRY,
+    BudgetReservation,
+    BudgetReservations,
+    BudgetStoreUnavailableError,
+    MeteredCall,
+    ReservationRefusedError,
+    UsageLedger,
+)
 from asgi_kit.demo.usage import estimate_prompt_tokens
 from asgi_kit.errors import (
+    SERVICE_UNAVAILABLE,
     UNAUTHORIZED,
     ProblemDetails,
     ProblemError,
@@ -110,17 +120,44 @@ def _upstream_problem(exc: APIError) -> ProblemDetails:
     return UPSTREAM_FAILED
 
 
+RESERVATIONS_UNAVAILABLE: Final = SERVICE_UNAVAILABLE.with_detail(
+    "The budget service is temporarily unavailable"
+)
+
+
 class Gateway:
-    """The OpenAI-compatible endpoints, bound to one upstream client and one usage ledger."""
+    """The OpenAI-compatible endpoints, bound to one upstream client and one usage ledger.
+
+    With ``reservations``, every call reserves its worst case (prompt estimate plus
+    ``max_tokens`` per choice, or the reservations' default) before the upstream call; the meter
+    settles the reservation to the real usage. A call the budget cannot cover is refused with the
+    budget's 429 before anything is sent upstream.
+    """
 
     def __init__(
-        self, client: ClientFactory, ledger: UsageLedger, *, limits: RequestLimits = DEFAULT_LIMITS
+        self,
+        client: ClientFactory,
+        ledger: UsageLedger,
+        *,
+        reservations: BudgetReservations | None = None,
+        limits: RequestLimits = DEFAULT_LIMITS,
     ) -> None:
         self._client = client
         self._ledger = ledger
+        self._reservations = reservations
         self._limits = limits
 
-    def _meter(self, principal: Principal, scope: Scope, model: str, prompt: list[Any]) -> MeteredCall[Any]:
+    async def _meter(
+        self,
+        principal: Principal,
+        scope: Scope,
+        model: str,
+        prompt: list[Any],
+        completion: int | None,
+        n: int = 1,
+    ) -> MeteredCall[Any]:
+        prompt_estimate = estimate_prompt_tokens(prompt)
+        reservation = await self._reserve(principal, prompt_estimate, completion, n)
         # The ledger key is unique per upstream call: an incoming X-Request-ID is chosen by the
         # client, and a repeated one must not make a call free (the sink skips known keys).
         request_id = scope.get("state", {}).get(REQUEST_ID_STATE_KEY) or "req"
@@ -130,8 +167,23 @@ class Gateway:
             user_id=principal.user_id,
             api_key_id=principal.key_id,
             model=model,
-            prompt_estimate=estimate_prompt_tokens(prompt),
+            prompt_estimate=prompt_estimate,
+            reservation=reservation,
         )
+
+    async def _reserve(
+        self, principal: Principal, prompt: int, completion: int | None, n: int
+    ) -> BudgetReservation | None:
+        reservations = self._reservations
+        if reservations is None or principal.org_id is None:
+            return None
+        worst_case = prompt + n * reservations.worst_case(0, completion)
+        try:
+            return await reservations.reserve(principal.org_id, worst_case)
+        except ReservationRefusedError:
+            raise ProblemError(BUDGET_REFUSAL, headers=[NO_RETRY]) from None
+        except BudgetStoreUnavailableError:
+            raise ProblemError(RESERVATIONS_UNAVAILABLE, headers={"retry-after": "1"}) from None
 
     def endpoint(
         self, handler: Callable[[Principal, dict[str, Any], Scope, Receive, Send], Any], *, body: bool
@@ -176,7 +228,7 @@ class Gateway:
         model, text = payload["model"], payload["input"]
         params = {k: v for k, v in payload.items() if k not in ("model", "input")}
         prompt = [{"content": item} for item in ([text] if isinstance(text, str) else text)]
-        async with self._meter(principal, scope, model, prompt) as call:
+        async with await self._meter(principal, scope, model, prompt, 0) as call:
             result = await self._client().embeddings(model=model, input=text, **params)
             if result.usage is not None:
                 call.usage(result.usage.prompt_tokens, result.usage.completion_tokens)
@@ -190,14 +242,16 @@ class Gateway:
         params = {
             k: v for k, v in payload.items() if k not in ("model", "messages", "stream", "stream_options")
         }
+        completion = payload.get("max_completion_tokens", payload.get("max_tokens"))
+        meter = await self._meter(principal, scope, model, messages, completion, payload.get("n") or 1)
         if not payload.get("stream"):
-            async with self._meter(principal, scope, model, messages) as call:
+            async with meter as call:
                 completion = await self._client().chat_completion(model=model, messages=messages, **params)
                 if completion.usage is not None:
                     call.usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
             await send_json(send, 200, completion.model_dump_json().encode())
             return
-        async with self._meter(principal, scope, model, messages) as call:
+        async with meter as call:
             await self._stream(call, model, messages, params, payload, receive, send)
 
     async def _stream(

@@ -46,7 +46,12 @@ def gateway(upstream_url: str | None = None, budget: int = 1_000_000) -> Iterato
     key = generate_api_key("sk", environment="demo")
     logger = new_logger(f"demo-errors-{port}", stream=io.StringIO())
     config = DemoConfig(
-        port=port, api_key=key, budget_tokens=budget, token_delay=0.0, upstream_url=upstream_url
+        port=port,
+        api_key=key,
+        budget_tokens=budget,
+        token_delay=0.0,
+        upstream_url=upstream_url,
+        reserve_max_tokens=4,  # small enough for the tiny budgets these tests spend
     )
     with serve(build_gateway(config, logger=logger), port=port, lifespan="on") as served:
         yield served, key

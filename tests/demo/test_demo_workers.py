@@ -22,6 +22,7 @@ from tests.harness.servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 BUDGET = 60
+RESERVE = 8  # completion tokens reserved per call ("one two three" completes in 4)
 REQUESTS = 40
 
 
@@ -55,6 +56,7 @@ def demo(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     command = [
         sys.executable, "-m", "asgi_kit.cli", "demo", "--workers", "2", "--port", str(port),
         "--database-url", database_url, "--api-key", key, "--budget-tokens", str(BUDGET), "--token-delay", "0",
+        "--reserve-max-tokens", str(RESERVE),
     ]  # fmt: skip
     with log.open("wb") as output:
         proc = subprocess.Popen(
@@ -92,8 +94,11 @@ async def test_budget_and_metrics_across_two_workers(demo: tuple[str, str, Path]
         assert all(r.json()["error"]["code"] == "insufficient_quota" for r in refused)
         tokens = sum(r.json()["usage"]["total_tokens"] for r in served)
         per_request = served[0].json()["usage"]["total_tokens"]
-        # Overshoot is bounded by the requests in flight when the budget ran out (8 at a time, no cache).
-        assert BUDGET <= tokens <= BUDGET + 8 * per_request
+        # Every call reserved its worst case (3 prompt words + RESERVE) from its worker's lease
+        # first, so the budget is never overrun; what the two leases split leaves at most a
+        # worst case per worker unspent.
+        assert per_request <= 3 + RESERVE
+        assert BUDGET - 2 * (3 + RESERVE) <= tokens <= BUDGET
 
         metrics = (await client.get("/metrics")).text
     with psycopg.connect(database_url) as conn:
