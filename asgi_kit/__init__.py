@@ -4,7 +4,8 @@
 own subpackage (``asgi_kit.auth``, ``asgi_kit.metrics``, ...) behind an extra.
 """
 
+from asgi_kit._asgi.exceptions import AsgiKitError, StoreUnavailableError
 from asgi_kit._version import __version__
 from asgi_kit.stack import Middleware, Stack
 
-__all__ = ["Middleware", "Stack", "__version__"]
+__all__ = ["AsgiKitError", "Middleware", "Stack", "StoreUnavailableError", "__version__"]

@@ -78,6 +78,12 @@ def test_top_level_all_is_exact() -> None:
     """The top-level package exports exactly the public names of the contract."""
     from asgi_kit import errors, models
 
-    assert sorted(asgi_kit.__all__) == ["Middleware", "Stack", "__version__"]
+    assert sorted(asgi_kit.__all__) == [
+        "AsgiKitError",
+        "Middleware",
+        "Stack",
+        "StoreUnavailableError",
+        "__version__",
+    ]
     for module in (errors, models):
         assert all(hasattr(module, name) for name in module.__all__)

@@ -23,8 +23,10 @@ Messages never contain the token or key.
 
 from __future__ import annotations
 
+from asgi_kit._asgi.exceptions import AsgiKitError, StoreUnavailableError
 
-class InvalidTokenError(Exception):
+
+class InvalidTokenError(AsgiKitError):
     """A JWT was refused. The message names the reason, never the token."""
 
 
@@ -76,11 +78,11 @@ class TokenReuseError(RevokedTokenError):
     """A refresh token was presented a second time; its whole family is now revoked."""
 
 
-class InvalidAPIKeyError(Exception):
+class InvalidAPIKeyError(AsgiKitError):
     """An API key was refused (malformed, bad checksum, unknown, wrong secret, expired, revoked)."""
 
 
-class CredentialStoreUnavailableError(Exception):
+class CredentialStoreUnavailableError(StoreUnavailableError):
     """The API-key store or the JWKS key set could not be consulted; answer 503, not 401."""
 
 

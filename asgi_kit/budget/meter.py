@@ -51,6 +51,7 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, runtime_checkable
 
+from asgi_kit._asgi.exceptions import AsgiKitError
 from asgi_kit._asgi.types import Receive
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class Reservation(Protocol):
     def settle(self, tokens: int) -> None: ...
 
 
-class ClientDisconnected(OSError):
+class ClientDisconnected(AsgiKitError, OSError):
     """The client went away (``http.disconnect`` on ``receive``) while the stream was being sent."""
 
 

@@ -58,6 +58,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
+from asgi_kit._asgi.exceptions import AsgiKitError
 from asgi_kit.budget.store import BudgetLeaseStore
 
 logger = logging.getLogger("asgi_kit.budget")
@@ -65,7 +66,7 @@ logger = logging.getLogger("asgi_kit.budget")
 _MIN_TICK: Final = 0.05
 
 
-class ReservationRefusedError(Exception):
+class ReservationRefusedError(AsgiKitError):
     """The organization's budget cannot cover the reservation: answer the budget 429.
 
     ``requested`` is the worst case asked for, ``available`` what this process could still

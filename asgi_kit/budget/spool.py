@@ -31,6 +31,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
+from asgi_kit._asgi.exceptions import AsgiKitError
+
 logger = logging.getLogger("asgi_kit.budget")
 
 #: how many ``usage-<n>.spool`` files a directory may hold (one per live worker)
@@ -39,11 +41,11 @@ MAX_SPOOL_FILES: Final = 256
 _COMPACT_BYTES: Final = 1 << 20
 
 
-class LedgerFullError(Exception):
+class LedgerFullError(AsgiKitError):
     """The spool is full: the records were not written (the ledger keeps them in memory and counts it)."""
 
 
-class SpoolLockedError(Exception):
+class SpoolLockedError(AsgiKitError):
     """Another live process owns the spool file (or every file of the spool directory)."""
 
 

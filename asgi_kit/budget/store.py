@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol, runtime_checkable
 
+from asgi_kit._asgi.exceptions import StoreUnavailableError
 from asgi_kit.models import Usage
 
 
-class BudgetStoreUnavailableError(Exception):
+class BudgetStoreUnavailableError(StoreUnavailableError):
     """The budget store could not be consulted. The message holds no DSN or driver text.
 
     ``retry_after`` is a hint in seconds for the ``Retry-After`` of the 503, when known.
@@ -28,8 +29,7 @@ class BudgetStoreUnavailableError(Exception):
     def __init__(
         self, message: str = "budget store unavailable", *, retry_after: float | None = None
     ) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
 
 
 def month_start(when: datetime) -> date:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from asgi_kit._asgi.exceptions import AsgiKitError
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pydantic import ValidationError
 
@@ -21,7 +23,7 @@ class FieldProblem:
         return f"{self.field} (from {self.source}): {self.reason}"
 
 
-class ConfigError(ValueError):
+class ConfigError(AsgiKitError, ValueError):
     """Invalid configuration. ``problems`` lists every bad field; values are never included."""
 
     def __init__(self, problems: list[FieldProblem]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from asgi_kit._asgi.exceptions import AsgiKitError
 from asgi_kit.budget.store import BudgetStoreUnavailableError
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ else:
             """Stand-in for ``asgi_kit.auth.errors.CredentialStoreUnavailableError``."""
 
 
-class DatabaseError(Exception):
+class DatabaseError(AsgiKitError):
     """A database operation failed. ``sqlstate`` is the PostgreSQL error code when known."""
 
     def __init__(self, message: str = "database error", *, sqlstate: str | None = None) -> None:

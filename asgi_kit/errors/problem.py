@@ -17,6 +17,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from asgi_kit._asgi.context import get_request_id, get_trace_ids, scope_request_id
+from asgi_kit._asgi.exceptions import AsgiKitError
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors.openai import (
     OPENAI_CONTENT_TYPE,
@@ -133,7 +134,7 @@ SERVICE_UNAVAILABLE: Final = new_problem_details(
 GATEWAY_TIMEOUT: Final = new_problem_details(504, "Gateway Timeout", "The request took too long to process")
 
 
-class ProblemError(Exception):
+class ProblemError(AsgiKitError):
     """Raise anywhere inside an app; ``ProblemDetailsMiddleware`` renders it as its problem."""
 
     def __init__(self, problem: ProblemDetails, headers: HeaderItems | None = None) -> None:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from asgi_kit._asgi.exceptions import AsgiKitError
+
 if TYPE_CHECKING:
     from asgi_kit.httpclient.response import Response
 
 
-class HTTPClientError(Exception):
+class HTTPClientError(AsgiKitError):
     """Base class of every error the HTTP client raises."""
 
     def __init__(self, message: str, *, method: str = "", url: str = "", attempts: int = 0) -> None:

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from asgi_kit._asgi.exceptions import AsgiKitError
 
-class OpenAIError(Exception):
+
+class OpenAIError(AsgiKitError):
     """Base class of every error the OpenAI client raises."""
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from asgi_kit._asgi.exceptions import AsgiKitError
+
 _BOM: Final = b"\xef\xbb\xbf"
 
 
-class SSEDecodeError(ValueError):
+class SSEDecodeError(AsgiKitError, ValueError):
     """The stream is not valid UTF-8."""
 
 
