@@ -1,0 +1,172 @@
+"""The sliding-window log: exact at every window edge, with no boundary for clients to pile up at.
+
+Each subject keeps a log of what it was admitted (a time stamp and a cost: 1 for a request, the
+reserved tokens for a call) and the running total of the costs still in the window. A check of
+cost ``c`` against a limit ``L`` over a window ``W`` passes when ``used + c <= L``, where ``used``
+counts the entries younger than ``W``; passing appends an entry. So in *every* interval of
+length ``W`` (not only in aligned minutes) the admitted cost is at most ``L``: the trailing
+window at the last admission of any interval contains the whole interval's admissions.
+
+Capacity comes back entry by entry, exactly ``W`` after each admission, so there is no window
+boundary at which every waiting client is released at once (the fixed-window herd at ``:00``).
+
+- ``remaining``: ``L - used`` after this request (never below 0);
+- ``reset``: the time until the window holds none of the usage counted so far, OpenAI's "time
+  until the rate limit resets to its initial state" (``W`` right after an admission);
+- ``retry``: for a refused check, the time until enough of the oldest entries have left the
+  window for this cost to fit (``-1`` when the cost exceeds the limit itself: it never fits).
+
+A correction (a token reservation settled with the real total) changes the cost of the entry in
+place, so it leaves the window when the entry does. The same algorithm runs in Redis as a Lua
+script (:mod:`asgi_kit.ratelimit.redis_backend`); this module is the one-process version and
+the reference the property tests check.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+NEVER = -1  # retry_ms of a check whose cost exceeds its limit
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One limit to test: at most ``limit`` units per ``window_ms`` for ``key``; this request costs ``cost``."""
+
+    key: str
+    limit: int
+    cost: int
+    window_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """Where one check stands after the request (milliseconds)."""
+
+    remaining: int
+    reset_ms: int
+    retry_ms: int = 0  # 0: it passed; NEVER: the cost exceeds the limit
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to a request: every check passed (and was counted) or none was counted.
+
+    ``handle`` is the backend's own reference to what it recorded, for corrections.
+    """
+
+    allowed: bool
+    results: tuple[CheckResult, ...]
+    handle: Any = None
+
+
+class _Log:
+    __slots__ = ("entries", "used")
+
+    def __init__(self) -> None:
+        # [stamp_ms, cost] lists, oldest first: a correction changes the cost in place
+        self.entries: deque[list[int]] = deque()
+        self.used = 0
+
+    def expire(self, now: int, window_ms: int) -> None:
+        entries = self.entries
+        horizon = now - window_ms
+        while entries and entries[0][0] <= horizon:
+            self.used -= entries.popleft()[1]
+
+    def retry_after(self, need: int, now: int, window_ms: int) -> int:
+        """Milliseconds until the oldest entries have freed ``need`` units."""
+        freed = 0
+        for stamp, cost in self.entries:
+            freed += cost
+            if freed >= need:
+                return max(stamp + window_ms - now, 1)
+        return window_ms  # only a log whose total drifted gets here: wait a whole window
+
+    def reset_after(self, now: int, window_ms: int) -> int:
+        return max(self.entries[-1][0] + window_ms - now, 0) if self.entries else 0
+
+
+class SlidingWindowLog:
+    """Sliding-window logs for many keys in one process (not thread-safe: one event loop).
+
+    Memory: one small entry per admitted request per key, kept for one window. ``max_keys``
+    bounds how many keys are kept: past it, the key used least recently is dropped (a subject
+    idle for longer than its window loses nothing; a busy one would start again from an empty
+    window, so size it above the number of subjects active within one window).
+    """
+
+    __slots__ = ("_logs", "_max_keys")
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._logs: OrderedDict[str, _Log] = OrderedDict()
+        self._max_keys = max_keys
+
+    def __len__(self) -> int:
+        return len(self._logs)
+
+    def acquire(self, checks: Sequence[Check], now: int) -> Decision:
+        """Admit (and count) the request when every check passes, else count nothing."""
+        logs = self._logs
+        found: list[_Log] = []
+        allowed = True
+        for check in checks:
+            log = logs.get(check.key)
+            if log is None:
+                log = logs[check.key] = _Log()
+                if len(logs) > self._max_keys:
+                    logs.popitem(last=False)
+            else:
+                logs.move_to_end(check.key)
+                log.expire(now, check.window_ms)
+            found.append(log)
+            if log.used + check.cost > check.limit:
+                allowed = False
+        if not allowed:
+            return Decision(
+                False, tuple(self._refused(c, log, now) for c, log in zip(checks, found, strict=True))
+            )
+        entries: list[tuple[_Log, list[int]] | None] = []
+        results: list[CheckResult] = []
+        for check, log in zip(checks, found, strict=True):
+            if check.cost:
+                entry = [now, check.cost]
+                log.entries.append(entry)
+                log.used += check.cost
+                entries.append((log, entry))
+            else:
+                entries.append(None)
+            results.append(CheckResult(max(check.limit - log.used, 0), log.reset_after(now, check.window_ms)))
+        return Decision(True, tuple(results), tuple(entries))
+
+    @staticmethod
+    def _refused(check: Check, log: _Log, now: int) -> CheckResult:
+        remaining = max(check.limit - log.used, 0)
+        reset = log.reset_after(now, check.window_ms)
+        if log.used + check.cost <= check.limit:
+            return CheckResult(remaining, reset)
+        if check.cost > check.limit:
+            return CheckResult(remaining, reset, NEVER)
+        return CheckResult(
+            remaining, reset, log.retry_after(log.used + check.cost - check.limit, now, check.window_ms)
+        )
+
+    def adjust(self, decision: Decision, index: int, check: Check, delta: int, now: int) -> None:
+        """Change the cost counted for check ``index`` of an admitted ``decision`` by ``delta``.
+
+        A no-op once its entry has left the window: its cost no longer counts anywhere.
+        """
+        held = decision.handle[index] if decision.handle is not None else None
+        if held is None:
+            return
+        log, entry = held
+        if entry[0] <= now - check.window_ms:
+            return
+        entry[1] += delta
+        log.used += delta
+
+
+__all__ = ["NEVER", "Check", "CheckResult", "Decision", "SlidingWindowLog"]
