@@ -10,18 +10,21 @@ and seconds with the leading zero units left out and the fraction of a second tr
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Final
 
+# Decimal, so "1.001s" is exactly 1001 ms (a float product would be 1000.9999...).
 _UNITS_MS: Final = {
-    "h": 3_600_000.0,
-    "m": 60_000.0,
-    "s": 1000.0,
-    "ms": 1.0,
-    "us": 1e-3,
-    "µs": 1e-3,
-    "ns": 1e-6,
+    "h": Decimal(3_600_000),
+    "m": Decimal(60_000),
+    "s": Decimal(1000),
+    "ms": Decimal(1),
+    "us": Decimal("0.001"),
+    "µs": Decimal("0.001"),
+    "ns": Decimal("0.000001"),
 }
-_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
+# ASCII digits only: \d would accept other scripts' digits
+_PART: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|us|µs|ns|h|m|s)")
 _MAX_TEXT: Final = 64  # a header value longer than this is not a duration anyone sends
 
 
@@ -59,16 +62,16 @@ def parse_duration(text: str) -> float:
         return 0.0
     if not value or len(value) > _MAX_TEXT:
         raise ValueError(f"not a duration: {text!r}")
-    total = 0.0
+    total = Decimal(0)
     position = 0
     for match in _PART.finditer(value):
         if match.start() != position:
             break
-        total += float(match.group(1)) * _UNITS_MS[match.group(2)]
+        total += Decimal(match.group(1)) * _UNITS_MS[match.group(2)]
         position = match.end()
     if position != len(value):
         raise ValueError(f"not a duration: {text!r}")
-    return total
+    return float(total)
 
 
 __all__ = ["format_duration", "parse_duration"]
