@@ -29,8 +29,13 @@ from asgi_kit import Stack
 from asgi_kit._asgi.principal import Principal, set_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.budget import BudgetMiddleware, InMemoryBudgetStore
-from asgi_kit.ratelimit import InMemoryBackend, RateLimitBackend, RateLimitMiddleware, RedisBackend
-from asgi_kit.ratelimit import get_token_reservation
+from asgi_kit.ratelimit import (
+    InMemoryBackend,
+    RateLimitBackend,
+    RateLimitMiddleware,
+    RedisBackend,
+    get_token_reservation,
+)
 
 RPM, TPM = 3, 10_000
 # key -> (key id, organization): "broke" has no budget left this month

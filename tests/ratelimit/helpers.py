@@ -43,7 +43,9 @@ async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
     if reservation is not None and used is not None:
         reservation.settle(int(used))
     payload = json.dumps({"body": body.decode(), "reserved": reservation.reserved if reservation else None})
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    )
     await send({"type": "http.response.body", "body": payload.encode()})
 
 

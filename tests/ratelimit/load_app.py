@@ -46,7 +46,13 @@ def with_key(app: ASGIApp) -> ASGIApp:
             if key:
                 set_principal(
                     scope,
-                    Principal(user_id=None, org_id="load", role="org_user", auth_method="api_key", key_id=key.decode()),
+                    Principal(
+                        user_id=None,
+                        org_id="load",
+                        role="org_user",
+                        auth_method="api_key",
+                        key_id=key.decode(),
+                    ),
                 )
         await app(scope, receive, send)
 
@@ -54,10 +60,14 @@ def with_key(app: ASGIApp) -> ASGIApp:
 
 
 def create(env: Mapping[str, str] = os.environ) -> ASGIApp:
-    by_kind = {"req": Quota(requests=int(env.get("RL_RPM", "600"))), "tok": Quota(tokens=int(env.get("RL_TPM", "6000")))}
+    by_kind = {
+        "req": Quota(requests=int(env.get("RL_RPM", "600"))),
+        "tok": Quota(tokens=int(env.get("RL_TPM", "6000"))),
+    }
 
     def lookup(kind: str, subject: str, scope: Scope) -> Quota | None:
         return by_kind.get(subject.split("-", 1)[0])
+
     backend = RedisBackend(url=env["RL_REDIS_URL"], key_prefix=env["RL_PREFIX"], retry_interval=0.2)
     return with_key(
         RateLimitMiddleware(

@@ -23,7 +23,11 @@ def used_at(log: list[tuple[int, int]], now: int, window: int) -> int:
 
 
 @settings(max_examples=300, deadline=None)
-@given(steps=steps, limit=st.integers(min_value=1, max_value=10), second_limit=st.integers(min_value=1, max_value=40))
+@given(
+    steps=steps,
+    limit=st.integers(min_value=1, max_value=10),
+    second_limit=st.integers(min_value=1, max_value=40),
+)
 def test_never_more_than_the_limit_in_any_window(
     steps: list[tuple[int, int]], limit: int, second_limit: int
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,14 +45,26 @@ def test_format_parse_round_trip(ms: int) -> None:
 
 @pytest.mark.parametrize(
     ("text", "ms"),
-    [("0", 0.0), ("1.5h", 5_400_000.0), ("300us", 0.3), ("300µs", 0.3), ("250ns", 0.00025), (" 2s ", 2000.0), (".5s", 500.0), ("1m30s", 90_000.0)],
+    [
+        ("0", 0.0),
+        ("1.5h", 5_400_000.0),
+        ("300us", 0.3),
+        ("300µs", 0.3),
+        ("250ns", 0.00025),
+        (" 2s ", 2000.0),
+        (".5s", 500.0),
+        ("1m30s", 90_000.0),
+    ],
 )
 def test_parse_reads_every_go_unit(text: str, ms: float) -> None:
     """The parser reads Go's units, decimals and unit sequences."""
     assert parse_duration(text) == pytest.approx(ms)
 
 
-@pytest.mark.parametrize("text", ["", "s", "1", "1x", "-1s", "1s ms", "1 s", "1.2.3s", "ms1", "1s-", "x" * 80, "1e3s", "+1s", "１s"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "s", "1", "1x", "-1s", "1s ms", "1 s", "1.2.3s", "ms1", "1s-", "x" * 80, "1e3s", "+1s", "１s"],
+)
 def test_parse_rejects_garbage(text: str) -> None:
     """Anything that is not a non-negative Go duration is a ValueError."""
     with pytest.raises(ValueError, match="not a duration"):
@@ -60,10 +74,8 @@ def test_parse_rejects_garbage(text: str) -> None:
 @given(st.text(max_size=40))
 def test_parse_never_raises_anything_but_value_error(text: str) -> None:
     """Hostile header values either parse to a non-negative number or raise ValueError."""
-    try:
+    with contextlib.suppress(ValueError):
         assert parse_duration(text) >= 0
-    except ValueError:
-        pass
 
 
 def test_bad_arguments() -> None:

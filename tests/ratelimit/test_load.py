@@ -105,7 +105,9 @@ async def run_load(urls: list[str], key: str, rate: float, costs: list[int]) -> 
         async def one(i: int) -> None:
             await asyncio.sleep(max(start + i / rate - time.monotonic(), 0))
             sent = time.monotonic()
-            response = await client.get(urls[i % len(urls)], headers={"x-key": key, "x-tokens": str(costs[i])})
+            response = await client.get(
+                urls[i % len(urls)], headers={"x-key": key, "x-tokens": str(costs[i])}
+            )
             samples.append(Sample(sent, time.monotonic(), response.status_code, response.headers, costs[i]))
 
         await asyncio.gather(*(one(i) for i in range(len(costs))))

@@ -17,7 +17,7 @@ from asgi_kit.ratelimit import (
     format_duration,
     get_token_reservation,
 )
-from tests.harness.asgi import RecordingSend, StrictReceive, call_app, make_scope, run_lifespan, LifespanProbe
+from tests.harness.asgi import LifespanProbe, RecordingSend, StrictReceive, call_app, make_scope, run_lifespan
 from tests.ratelimit.helpers import Clock, FailingBackend, chat_body, echo_app, principal, with_principal
 
 
@@ -26,7 +26,15 @@ def limited(clock: Clock | None = None, **options: Any) -> RateLimitMiddleware:
     return RateLimitMiddleware(echo_app, backend=backend, **options)
 
 
-async def post(app: Any, body: bytes = b"", *, who: Any = principal(), path: str = "/v1/chat", headers: Any = (), chunks: Any = None) -> RecordingSend:
+async def post(
+    app: Any,
+    body: bytes = b"",
+    *,
+    who: Any = principal(),
+    path: str = "/v1/chat",
+    headers: Any = (),
+    chunks: Any = None,
+) -> RecordingSend:
     scope = with_principal(make_scope(path, method="POST", headers=headers), who)
     return await call_app(app, scope, body=chunks or (body,))
 
@@ -224,7 +232,9 @@ async def test_custom_and_client_subjects() -> None:
                 return value.decode()
         return None
 
-    app = limited(subjects={"tenant": tenant}, quotas={"tenant": Quota(requests=1), "client": Quota(requests=5)})
+    app = limited(
+        subjects={"tenant": tenant}, quotas={"tenant": Quota(requests=1), "client": Quota(requests=5)}
+    )
     scope = make_scope("/x", headers=[("x-tenant", "t1")])
     assert (await call_app(app, scope)).status == 200
     assert (await call_app(app, make_scope("/x", headers=[("x-tenant", "t1")]))).status == 429
@@ -275,12 +285,18 @@ async def test_backend_down_allow_policy(caplog: pytest.LogCaptureFixture) -> No
 
 async def test_backend_down_deny_policy() -> None:
     """on_backend_error='deny': 503 problem with Retry-After, never a 500; websockets close 1011."""
-    app = RateLimitMiddleware(echo_app, requests_per_minute=1, backend=FailingBackend(), on_backend_error="deny")
+    app = RateLimitMiddleware(
+        echo_app, requests_per_minute=1, backend=FailingBackend(), on_backend_error="deny"
+    )
     sent = await get(app)
     assert sent.status == 503 and sent.header("retry-after") == "1"
     assert sent.json()["code"] == "rate_limiter_unavailable"
     openai = RateLimitMiddleware(
-        echo_app, requests_per_minute=1, backend=FailingBackend(), on_backend_error="deny", openai_error_format=True
+        echo_app,
+        requests_per_minute=1,
+        backend=FailingBackend(),
+        on_backend_error="deny",
+        openai_error_format=True,
     )
     assert (await get(openai)).json()["error"]["type"] == "server_error"
     send = RecordingSend()
@@ -358,7 +374,9 @@ async def test_interleaved_requests_keep_their_own_headers() -> None:
         await gate.wait()
         await echo_app(scope, receive, send)
 
-    app = RateLimitMiddleware(slow, quotas={"key": Quota(requests=10)}, backend=InMemoryBackend(clock=Clock()))
+    app = RateLimitMiddleware(
+        slow, quotas={"key": Quota(requests=10)}, backend=InMemoryBackend(clock=Clock())
+    )
     await get(RateLimitMiddleware(echo_app, requests_per_minute=1))  # an unrelated app, unrelated counts
     first = asyncio.create_task(get(app, who=principal(key="a")))
     second = asyncio.create_task(get(app, who=principal(key="b")))
@@ -367,7 +385,9 @@ async def test_interleaved_requests_keep_their_own_headers() -> None:
     gate.set()
     a, b1, b2 = await asyncio.gather(first, second, third)
     assert a.header("x-ratelimit-remaining-requests") == "9"
-    assert sorted([b1.header("x-ratelimit-remaining-requests"), b2.header("x-ratelimit-remaining-requests")]) == ["8", "9"]
+    assert sorted(
+        [b1.header("x-ratelimit-remaining-requests"), b2.header("x-ratelimit-remaining-requests")]
+    ) == ["8", "9"]
 
 
 @pytest.mark.parametrize(
@@ -419,6 +439,6 @@ def test_in_memory_backend_options() -> None:
         InMemoryBackend(max_keys="1")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="clock"):
         InMemoryBackend(clock=5)  # type: ignore[arg-type]
-    assert "InMemoryBackend(keys=0)" == repr(InMemoryBackend())
+    assert repr(InMemoryBackend()) == "InMemoryBackend(keys=0)"
     app = RateLimitMiddleware(echo_app)
     assert isinstance(app.backend, InMemoryBackend)

@@ -81,7 +81,7 @@ def test_client_does_not_retry_insufficient_quota(served: tuple[str, StatusLog])
 
 def test_client_sees_rate_limit_error_when_retries_run_out(served: tuple[str, StatusLog]) -> None:
     """With retries off, the client raises RateLimitError with code rate_limit_exceeded and type requests."""
-    url, log = served
+    url, _ = served
     client = openai.OpenAI(base_url=url, api_key="sk-demo-2", max_retries=0)
     ask(client)
     with pytest.raises(openai.RateLimitError) as refused:

@@ -126,7 +126,9 @@ async def test_unreachable_fails_fast_then_recovers() -> None:
 
     connection_class, sent = counting_connection_class()
     client = Redis(
-        connection_pool=ConnectionPool.from_url(server.url, connection_class=connection_class, socket_timeout=0.5)
+        connection_pool=ConnectionPool.from_url(
+            server.url, connection_class=connection_class, socket_timeout=0.5
+        )
     )
     backend = RedisBackend(client, retry_interval=0.3)
     try:
@@ -183,6 +185,8 @@ def test_missing_redis_names_the_pip_install() -> None:
         except ImportError as exc:
             print(exc)
     """
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "pip install 'asgi-kit[ratelimit]'" in result.stdout
