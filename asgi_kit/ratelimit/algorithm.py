@@ -26,14 +26,15 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from time import monotonic_ns
+from typing import Any, NamedTuple
 
 NEVER = -1  # retry_ms of a check whose cost exceeds its limit
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+# Named tuples rather than frozen dataclasses: several are built per request, and the
+# benchmark (kit.ratelimit.memory) measures a frozen dataclass's __init__ at about three times the cost.
+class Check(NamedTuple):
     """One limit to test: at most ``limit`` units per ``window_ms`` for ``key``; this request costs ``cost``."""
 
     key: str
@@ -42,8 +43,7 @@ class Check:
     window_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class CheckResult:
+class CheckResult(NamedTuple):
     """Where one check stands after the request (milliseconds)."""
 
     remaining: int
@@ -51,8 +51,7 @@ class CheckResult:
     retry_ms: int = 0  # 0: it passed; NEVER: the cost exceeds the limit
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The answer to a request: every check passed (and was counted) or none was counted.
 
     ``handle`` is the backend's own reference to what it recorded, for corrections.
@@ -61,6 +60,10 @@ class Decision:
     allowed: bool
     results: tuple[CheckResult, ...]
     handle: Any = None
+
+
+_new_result = tuple.__new__
+_new_decision = tuple.__new__
 
 
 class _Log:
@@ -108,39 +111,80 @@ class SlidingWindowLog:
     def __len__(self) -> int:
         return len(self._logs)
 
-    def acquire(self, checks: Sequence[Check], now: int) -> Decision:
-        """Admit (and count) the request when every check passes, else count nothing."""
+    def acquire(self, checks: Sequence[Check], now: int | None = None) -> Decision:
+        """Admit (and count) the request when every check passes, else count nothing.
+
+        ``now`` in milliseconds; by default ``time.monotonic_ns()`` in milliseconds.
+        """
+        if now is None:
+            now = monotonic_ns() // 1_000_000
         logs = self._logs
-        found: list[_Log] = []
-        allowed = True
-        for check in checks:
-            log = logs.get(check.key)
+        if len(checks) == 1:
+            # One check (one subject, one dimension: the usual request), without the lists the
+            # general case keeps and inline, as every request runs it; the property tests run both.
+            check = checks[0]
+            key, limit, cost, window = check
+            log = logs.get(key)
             if log is None:
-                log = logs[check.key] = _Log()
+                log = logs[key] = _Log()
                 if len(logs) > self._max_keys:
                     logs.popitem(last=False)
             else:
-                logs.move_to_end(check.key)
-                log.expire(now, check.window_ms)
+                logs.move_to_end(key)
+                entries = log.entries
+                if entries and entries[0][0] <= now - window:
+                    log.expire(now, window)
+            used = log.used + cost
+            if used > limit:
+                return Decision(False, (self._refused(check, log, now),))
+            if not cost:
+                result = CheckResult(limit - used if limit > used else 0, log.reset_after(now, window))
+                return Decision(True, (result,), (None,))
+            entry = [now, cost]
+            log.entries.append(entry)
+            log.used = used
+            result = _new_result(CheckResult, (limit - used if limit > used else 0, window, 0))
+            return _new_decision(Decision, (True, (result,), ((log, entry),)))
+        found: list[_Log] = []
+        allowed = True
+        for check in checks:
+            key = check[0]
+            log = logs.get(key)
+            if log is None:
+                log = logs[key] = _Log()
+                if len(logs) > self._max_keys:
+                    logs.popitem(last=False)
+            else:
+                logs.move_to_end(key)
+                entries = log.entries
+                if entries and entries[0][0] <= now - check[3]:
+                    log.expire(now, check[3])
             found.append(log)
-            if log.used + check.cost > check.limit:
+            if log.used + check[2] > check[1]:
                 allowed = False
         if not allowed:
             return Decision(
                 False, tuple(self._refused(c, log, now) for c, log in zip(checks, found, strict=True))
             )
-        entries: list[tuple[_Log, list[int]] | None] = []
+        # The admitted path runs on every request: plain tuples built by tuple.__new__ are named
+        # tuples without the Python-level __new__ call, which kit.ratelimit.memory measures.
+        held: list[tuple[_Log, list[int]] | None] = []
         results: list[CheckResult] = []
-        for check, log in zip(checks, found, strict=True):
-            if check.cost:
-                entry = [now, check.cost]
+        for i, log in enumerate(found):
+            check = checks[i]
+            cost = check[2]
+            if cost:
+                entry = [now, cost]
                 log.entries.append(entry)
-                log.used += check.cost
-                entries.append((log, entry))
+                log.used += cost
+                held.append((log, entry))
+                reset = check[3]  # the entry just added is the newest
             else:
-                entries.append(None)
-            results.append(CheckResult(max(check.limit - log.used, 0), log.reset_after(now, check.window_ms)))
-        return Decision(True, tuple(results), tuple(entries))
+                held.append(None)
+                reset = log.reset_after(now, check[3])
+            remaining = check[1] - log.used
+            results.append(_new_result(CheckResult, (remaining if remaining > 0 else 0, reset, 0)))
+        return _new_decision(Decision, (True, tuple(results), tuple(held)))
 
     @staticmethod
     def _refused(check: Check, log: _Log, now: int) -> CheckResult:

@@ -6,7 +6,7 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, Literal
 
 from asgi_kit._asgi.paths import PathFilter
@@ -35,8 +35,14 @@ _HEADER_NAMES: Final = tuple(
     for d in _DIMENSION
 )
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+_LIMITED: Final = frozenset({"http", "websocket"})
+_new_check = tuple.__new__
 _UNAVAILABLE: Final = SERVICE_UNAVAILABLE.with_detail("The rate limiter is temporarily unavailable")
 _LOG_INTERVAL: Final = 1.0
+
+
+def _duration(milliseconds: int) -> bytes:
+    return format_duration(milliseconds).encode("ascii")
 
 
 def _positive_int(name: str, value: object, *, allow_none: bool = False) -> None:
@@ -158,9 +164,19 @@ class RateLimitMiddleware:
             if not isinstance(quota, Quota):
                 raise TypeError(f"quotas[{kind!r}] must be a Quota")
         self.app = app
-        self._plan = tuple((kind, kinds[kind], quota) for kind, quota in configured.items())
+        # Without a lookup an unlimited quota can never limit anything: leave its subject out.
+        self._plan = tuple(
+            (kind, kinds[kind], quota)
+            for kind, quota in configured.items()
+            if quota_lookup is not None or not quota.unlimited
+        )
+        self._tokens_possible = quota_lookup is not None or any(q.tokens for q in configured.values())
         self._lookup = quota_lookup
         self._backend = backend
+        nowait = getattr(backend, "acquire_nowait", None)
+        self._acquire_nowait: Callable[[Sequence[Check]], Decision] | None = (
+            nowait if callable(nowait) else None
+        )
         self._window_ms = max(round(window * 1000), 1)
         self._per = "minute" if self._window_ms == 60_000 else f"{format_duration(self._window_ms)} window"
         self._estimate = token_estimate
@@ -168,9 +184,13 @@ class RateLimitMiddleware:
         self._max_body = max_estimate_body
         self._deny_on_error = on_backend_error == "deny"
         self._exclude = PathFilter(exclude_paths)
+        self._has_exclude = bool(self._exclude)
         self._openai_all = openai_error_format is True
         self._openai_paths = PathFilter(() if isinstance(openai_error_format, bool) else openai_error_format)
-        self._window_reset = format_duration(self._window_ms).encode("ascii")
+        window_reset = format_duration(self._window_ms).encode("ascii")
+        # (reset header) per dimension for the usual admitted answer, "reset in one window"
+        self._window_resets = tuple((names[2], window_reset) for names in _HEADER_NAMES)
+        self._limit_headers: tuple[dict[int, tuple[bytes, bytes]], ...] = ({}, {})
         self.backend_errors = 0
         """Requests the backend could not decide (a counter for a metrics callback)."""
         self._last_log = -math.inf
@@ -180,44 +200,76 @@ class RateLimitMiddleware:
         return self._backend
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self._exclude.matches(scope) or not self._plan:
+        if (
+            scope["type"] not in _LIMITED
+            or (self._has_exclude and self._exclude.matches(scope))
+            or not self._plan
+        ):
             await self.app(scope, receive, send)
             return
-        planned = await self._quotas(scope)
-        if not planned:
-            await self.app(scope, receive, send)
-            return
-        cost = 0
-        if scope["type"] == "http" and any(quota.tokens for _, _, quota in planned):
-            receive, cost = await self._reserve(scope, receive)
         checks: list[Check] = []
-        dimensions: list[int] = []
-        for kind, subject, quota in planned:
-            if quota.requests:
-                checks.append(Check(f"{kind}:{subject}:requests", quota.requests, 1, self._window_ms))
-                dimensions.append(REQUESTS)
-            if quota.tokens:
-                checks.append(Check(f"{kind}:{subject}:tokens", quota.tokens, cost, self._window_ms))
-                dimensions.append(TOKENS)
+        window = self._window_ms
+        cost = 0
+        if not self._tokens_possible and self._lookup is None:
+            # Requests only, quotas fixed: build the checks as the subjects are found.
+            # tuple.__new__: a Check without the named tuple's Python-level __new__ (measured
+            # by kit.ratelimit.memory, which this runs on every request).
+            for kind, subject_of, quota in self._plan:
+                subject = subject_of(scope)
+                if subject is not None:
+                    checks.append(
+                        _new_check(Check, (f"{kind}:{subject}:requests", quota.requests, 1, window))
+                    )
+            if not checks:
+                await self.app(scope, receive, send)
+                return
+            dimensions = [REQUESTS] * len(checks)
+        else:
+            planned = await self._quotas(scope)
+            if not planned:
+                await self.app(scope, receive, send)
+                return
+            if scope["type"] == "http" and any(q.tokens for _, _, q in planned):
+                receive, cost = await self._reserve(scope, receive)
+            dimensions = []
+            for kind, subject, quota in planned:
+                if quota.requests:
+                    checks.append(
+                        _new_check(Check, (f"{kind}:{subject}:requests", quota.requests, 1, window))
+                    )
+                    dimensions.append(REQUESTS)
+                if quota.tokens:
+                    checks.append(_new_check(Check, (f"{kind}:{subject}:tokens", quota.tokens, cost, window)))
+                    dimensions.append(TOKENS)
         try:
-            decision = await self._backend.acquire(checks)
+            if self._acquire_nowait is not None:
+                decision = self._acquire_nowait(checks)
+            else:
+                decision = await self._backend.acquire(checks)
         except Exception as exc:  # any backend failure follows the policy: never a 500
             await self._backend_failed(exc, scope, receive, send)
             return
         if not decision.allowed:
             await self._refuse(scope, send, checks, dimensions, decision)
             return
-        if cost or TOKENS in dimensions:
+        if TOKENS in dimensions:
             tokens = tuple((i, c) for i, c in enumerate(checks) if dimensions[i] == TOKENS)
             scope.setdefault("state", {})[RESERVATION_STATE_KEY] = TokenReservation(
                 self._backend, decision, tokens, cost
             )
-        headers = self._headers(checks, dimensions, decision.results)
+        if len(checks) == 1:
+            headers = self._dimension_headers(dimensions[0], checks[0][1], decision.results[0])
+        else:
+            headers = self._headers(checks, dimensions, decision.results)
 
-        async def send_with_rate_limits(message: Message) -> None:
+        # A plain function handing back send's awaitable (no coroutine per message), with send
+        # and the headers bound as defaults, as RequestIDMiddleware does and for the same reason.
+        def send_with_rate_limits(
+            message: Message, send: Send = send, headers: list[tuple[bytes, bytes]] = headers
+        ) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), *headers]
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_rate_limits)
 
@@ -283,25 +335,35 @@ class RateLimitMiddleware:
         self, checks: Sequence[Check], dimensions: Sequence[int], results: Sequence[CheckResult]
     ) -> list[tuple[bytes, bytes]]:
         """OpenAI's headers for each limited dimension, from its tightest check."""
+        if len(dimensions) == 1:  # one subject, one dimension (the usual case): nothing to compare
+            return self._dimension_headers(dimensions[0], checks[0][1], results[0])
+        best = [-1, -1]  # per dimension: the check with the least remaining
+        for i, dimension in enumerate(dimensions):
+            current = best[dimension]
+            if current < 0 or results[i][0] < results[current][0]:
+                best[dimension] = i
         headers: list[tuple[bytes, bytes]] = []
-        for dimension in (REQUESTS, TOKENS):
-            best = -1
-            for i, d in enumerate(dimensions):
-                if d == dimension and (best < 0 or results[i].remaining < results[best].remaining):
-                    best = i
-            if best < 0:
-                continue
-            result = results[best]
-            limit_name, remaining_name, reset_name = _HEADER_NAMES[dimension]
-            reset = (
-                self._window_reset
-                if result.reset_ms == self._window_ms
-                else format_duration(result.reset_ms).encode("ascii")
-            )
-            headers.append((limit_name, str(checks[best].limit).encode("ascii")))
-            headers.append((remaining_name, str(result.remaining).encode("ascii")))
-            headers.append((reset_name, reset))
+        for dimension, i in enumerate(best):
+            if i >= 0:
+                headers.extend(self._dimension_headers(dimension, checks[i][1], results[i]))
         return headers
+
+    def _dimension_headers(
+        self, dimension: int, limit: int, result: CheckResult
+    ) -> list[tuple[bytes, bytes]]:
+        remaining, reset_ms, _ = result
+        names = _HEADER_NAMES[dimension]
+        # Limits repeat (a few quota values): their header is built once, in a bounded cache
+        # (looked-up quotas could bring many values).
+        known = self._limit_headers[dimension]
+        limit_header = known.get(limit)
+        if limit_header is None:
+            if len(known) > 1024:
+                known.clear()
+            limit_header = known[limit] = (names[0], str(limit).encode())
+        if reset_ms == self._window_ms:
+            return [limit_header, (names[1], str(remaining).encode()), self._window_resets[dimension]]
+        return [limit_header, (names[1], str(remaining).encode()), (names[2], _duration(reset_ms))]
 
     async def _refuse(
         self, scope: Scope, send: Send, checks: Sequence[Check], dimensions: Sequence[int], decision: Decision
