@@ -67,30 +67,48 @@ _new_decision = tuple.__new__
 
 
 class _Log:
-    __slots__ = ("entries", "used")
+    """One key's entries, oldest first, as two deques of ints (time stamps and costs).
+
+    Ints, not an object per entry: entries live for a whole window, and an object each would
+    grow what the garbage collector walks with the traffic. ``first`` numbers the oldest entry,
+    so a correction finds its entry by number after older ones have left.
+    """
+
+    __slots__ = ("costs", "first", "stamps", "used")
 
     def __init__(self) -> None:
-        # [stamp_ms, cost] lists, oldest first: a correction changes the cost in place
-        self.entries: deque[list[int]] = deque()
+        self.stamps: deque[int] = deque()
+        self.costs: deque[int] = deque()
+        self.first = 0
         self.used = 0
 
     def expire(self, now: int, window_ms: int) -> None:
-        entries = self.entries
+        stamps, costs = self.stamps, self.costs
         horizon = now - window_ms
-        while entries and entries[0][0] <= horizon:
-            self.used -= entries.popleft()[1]
+        while stamps and stamps[0] <= horizon:
+            stamps.popleft()
+            self.used -= costs.popleft()
+            self.first += 1
+
+    def append(self, now: int, cost: int) -> int:
+        """Count ``cost`` at ``now``; the entry's number."""
+        number = self.first + len(self.stamps)
+        self.stamps.append(now)
+        self.costs.append(cost)
+        self.used += cost
+        return number
 
     def retry_after(self, need: int, now: int, window_ms: int) -> int:
         """Milliseconds until the oldest entries have freed ``need`` units."""
         freed = 0
-        for stamp, cost in self.entries:
+        for stamp, cost in zip(self.stamps, self.costs, strict=True):
             freed += cost
             if freed >= need:
                 return max(stamp + window_ms - now, 1)
         return window_ms  # only a log whose total drifted gets here: wait a whole window
 
     def reset_after(self, now: int, window_ms: int) -> int:
-        return max(self.entries[-1][0] + window_ms - now, 0) if self.entries else 0
+        return max(self.stamps[-1] + window_ms - now, 0) if self.stamps else 0
 
 
 class SlidingWindowLog:
@@ -131,8 +149,8 @@ class SlidingWindowLog:
                     logs.popitem(last=False)
             else:
                 logs.move_to_end(key)
-                entries = log.entries
-                if entries and entries[0][0] <= now - window:
+                stamps = log.stamps
+                if stamps and stamps[0] <= now - window:
                     log.expire(now, window)
             used = log.used + cost
             if used > limit:
@@ -140,11 +158,9 @@ class SlidingWindowLog:
             if not cost:
                 result = CheckResult(limit - used if limit > used else 0, log.reset_after(now, window))
                 return Decision(True, (result,), (None,))
-            entry = [now, cost]
-            log.entries.append(entry)
-            log.used = used
+            number = log.append(now, cost)
             result = _new_result(CheckResult, (limit - used if limit > used else 0, window, 0))
-            return _new_decision(Decision, (True, (result,), ((log, entry),)))
+            return _new_decision(Decision, (True, (result,), ((log, number, now),)))
         found: list[_Log] = []
         allowed = True
         for check in checks:
@@ -156,8 +172,8 @@ class SlidingWindowLog:
                     logs.popitem(last=False)
             else:
                 logs.move_to_end(key)
-                entries = log.entries
-                if entries and entries[0][0] <= now - check[3]:
+                stamps = log.stamps
+                if stamps and stamps[0] <= now - check[3]:
                     log.expire(now, check[3])
             found.append(log)
             if log.used + check[2] > check[1]:
@@ -168,16 +184,13 @@ class SlidingWindowLog:
             )
         # The admitted path runs on every request: plain tuples built by tuple.__new__ are named
         # tuples without the Python-level __new__ call, which kit.ratelimit.memory measures.
-        held: list[tuple[_Log, list[int]] | None] = []
+        held: list[tuple[_Log, int, int] | None] = []
         results: list[CheckResult] = []
         for i, log in enumerate(found):
             check = checks[i]
             cost = check[2]
             if cost:
-                entry = [now, cost]
-                log.entries.append(entry)
-                log.used += cost
-                held.append((log, entry))
+                held.append((log, log.append(now, cost), now))
                 reset = check[3]  # the entry just added is the newest
             else:
                 held.append(None)
@@ -206,10 +219,11 @@ class SlidingWindowLog:
         held = decision.handle[index] if decision.handle is not None else None
         if held is None:
             return
-        log, entry = held
-        if entry[0] <= now - check.window_ms:
+        log, number, stamp = held
+        index = number - log.first
+        if stamp <= now - check.window_ms or index < 0:  # it has left the window (or been dropped)
             return
-        entry[1] += delta
+        log.costs[index] += delta
         log.used += delta
 
 

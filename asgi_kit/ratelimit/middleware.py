@@ -37,6 +37,7 @@ _HEADER_NAMES: Final = tuple(
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _LIMITED: Final = frozenset({"http", "websocket"})
 _new_check = tuple.__new__
+_REQUESTS_ONLY: Final[list[int]] = [REQUESTS]  # the dimensions of a lone requests check (never mutated)
 _UNAVAILABLE: Final = SERVICE_UNAVAILABLE.with_detail("The rate limiter is temporarily unavailable")
 _LOG_INTERVAL: Final = 1.0
 
@@ -223,7 +224,7 @@ class RateLimitMiddleware:
             if not checks:
                 await self.app(scope, receive, send)
                 return
-            dimensions = [REQUESTS] * len(checks)
+            dimensions = _REQUESTS_ONLY if len(checks) == 1 else [REQUESTS] * len(checks)
         else:
             planned = await self._quotas(scope)
             if not planned:
@@ -252,7 +253,7 @@ class RateLimitMiddleware:
         if not decision.allowed:
             await self._refuse(scope, send, checks, dimensions, decision)
             return
-        if TOKENS in dimensions:
+        if dimensions is not _REQUESTS_ONLY and TOKENS in dimensions:
             tokens = tuple((i, c) for i, c in enumerate(checks) if dimensions[i] == TOKENS)
             scope.setdefault("state", {})[RESERVATION_STATE_KEY] = TokenReservation(
                 self._backend, decision, tokens, cost
