@@ -105,6 +105,8 @@ async def run_load(urls: list[str], key: str, rate: float, costs: list[int]) -> 
         async def one(i: int) -> None:
             await asyncio.sleep(max(start + i / rate - time.monotonic(), 0))
             sent = time.monotonic()
+            if sent > start + WINDOW - 0.3:  # a loaded client fell behind: stay inside one window
+                return
             response = await client.get(
                 urls[i % len(urls)], headers={"x-key": key, "x-tokens": str(costs[i])}
             )
@@ -129,20 +131,24 @@ def test_requests_per_minute_across_workers_and_hosts(servers: list[str]) -> Non
     rate = LOAD_FACTOR * RPM_LIMIT / WINDOW
     count = int(rate * (WINDOW - 0.5))
     samples = asyncio.run(run_load(servers, f"req-{random.getrandbits(32)}", rate, [0] * count))
-    admitted = [s for s in samples if s.status == 200]
-    refused = [s for s in samples if s.status != 200]
+    first = next(s for s in samples if s.status == 200)
+    # What the server surely decided within one window of the first admission (a response slower
+    # than the 0.3 s margin could fall after it, on a badly loaded machine: leave those out).
+    in_window = [s for s in samples if s.received < first.sent + WINDOW]
+    admitted = [s for s in in_window if s.status == 200]
+    refused = [s for s in in_window if s.status != 200]
     assert abs(len(admitted) - RPM_LIMIT) <= RPM_LIMIT * 0.01, (len(admitted), RPM_LIMIT)
     assert len(admitted) == RPM_LIMIT  # a sliding window is exact
     assert len({s.headers["x-pid"] for s in admitted}) >= 3  # the workers of both servers took part
     check_refusals(refused)
-    first = admitted[0]
-    tolerance = 0.05  # Redis time is in whole milliseconds, plus scheduling
+    tolerance = 0.1  # Redis time is in whole milliseconds, plus scheduling
     for sample in refused:
         retry = int(sample.headers["retry-after-ms"]) / 1000
         # the server's "now" lies within [sent, received], its first admission within first's
         assert sample.sent + retry <= first.received + WINDOW + tolerance
         assert sample.received + retry >= first.sent + WINDOW - tolerance
     remaining = [int(s.headers["x-ratelimit-remaining-requests"]) for s in admitted]
+    assert len(samples) > 2 * RPM_LIMIT  # the load really was above the limit
     assert sorted(remaining, reverse=True) == list(range(RPM_LIMIT - 1, -1, -1))
 
 
@@ -154,15 +160,17 @@ def test_tokens_per_minute_across_workers_and_hosts(servers: list[str]) -> None:
     count = int(rate * (WINDOW - 0.5))
     costs = [rng.randint(1, 2 * mean_cost - 1) for _ in range(count)]
     samples = asyncio.run(run_load(servers, f"tok-{random.getrandbits(32)}", rate, costs))
-    admitted = [s for s in samples if s.status == 200]
-    refused = [s for s in samples if s.status != 200]
+    first = next(s for s in samples if s.status == 200)
+    in_window = [s for s in samples if s.received < first.sent + WINDOW]
+    admitted = [s for s in in_window if s.status == 200]
+    refused = [s for s in in_window if s.status != 200]
     tokens = sum(s.tokens for s in admitted)
     assert TPM_LIMIT * 0.99 <= tokens <= TPM_LIMIT, (tokens, TPM_LIMIT)
     check_refusals(refused)
-    first, last = admitted[0], admitted[-1]
+    last = admitted[-1]
     for sample in refused:
         release = int(sample.headers["retry-after-ms"]) / 1000
         # room comes back when some admission leaves the window: between the first's and the last's
-        assert sample.sent + release <= last.received + WINDOW + 0.05
-        assert sample.received + release >= first.sent + WINDOW - 0.05
+        assert sample.sent + release <= last.received + WINDOW + 0.1
+        assert sample.received + release >= first.sent + WINDOW - 0.1
         assert int(sample.headers["x-ratelimit-remaining-tokens"]) < sample.tokens
