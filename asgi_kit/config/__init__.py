@@ -16,9 +16,9 @@ from asgi_kit.config.sections import (
     GuardSettings,
     HTTPClientSettings,
     JWTSettings,
-    ProviderSettings,
     LoggingSettings,
     MetricsSettings,
+    ProviderSettings,
     TracingSettings,
 )
 from asgi_kit.config.settings import KitSettings
@@ -32,10 +32,10 @@ __all__ = [
     "GuardSettings",
     "HTTPClientSettings",
     "JWTSettings",
-    "ProviderSettings",
     "KitSettings",
     "LoggingSettings",
     "MetricsSettings",
+    "ProviderSettings",
     "TracingSettings",
     "load_settings",
 ]
