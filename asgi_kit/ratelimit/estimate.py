@@ -14,6 +14,8 @@ import json
 import math
 from typing import Any, Final
 
+from asgi_kit._asgi.types import Message, Receive
+
 CHARS_PER_TOKEN: Final = 4
 _MAX_N: Final = 128
 # Members of a request that generates text (and so gets a completion allowance).
@@ -71,4 +73,28 @@ def estimate_openai_tokens(body: bytes, default_completion_tokens: int) -> int:
     return prompt + _allowance(data, default_completion_tokens) * choices
 
 
-__all__ = ["CHARS_PER_TOKEN", "estimate_openai_tokens"]
+async def read_body_prefix(receive: Receive, limit: int) -> tuple[Receive, bytes]:
+    """Read at most about ``limit`` bytes of the request body; a receive that replays them first.
+
+    The app gets every message as the server sent it (chunks, ``more_body``, a disconnect),
+    then the rest of the body straight from the server: nothing past ``limit`` is held.
+    """
+    read: list[Message] = []
+    size = 0
+    while size <= limit:
+        message = await receive()
+        read.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(m.get("body", b"") for m in read if m["type"] == "http.request")
+
+    async def replay() -> Message:
+        return read.pop(0) if read else await receive()
+
+    return replay, body[:limit]
+
+
+__all__ = ["CHARS_PER_TOKEN", "estimate_openai_tokens", "read_body_prefix"]

@@ -16,7 +16,7 @@ from asgi_kit.ratelimit._openai import write_openai_error
 from asgi_kit.ratelimit.algorithm import NEVER, Check, CheckResult, Decision
 from asgi_kit.ratelimit.backends import InMemoryBackend, RateLimitBackend
 from asgi_kit.ratelimit.duration import format_duration
-from asgi_kit.ratelimit.estimate import estimate_openai_tokens
+from asgi_kit.ratelimit.estimate import estimate_openai_tokens, read_body_prefix
 from asgi_kit.ratelimit.limits import BUILTIN_SUBJECTS, Quota, QuotaLookup, SubjectFunc
 from asgi_kit.ratelimit.reservation import RESERVATION_STATE_KEY, TokenReservation
 
@@ -302,23 +302,8 @@ class RateLimitMiddleware:
         """Read the body (bounded) for the token estimate and hand the app a receive that replays it."""
         if scope.get("method") not in _BODY_METHODS:
             return receive, self._tokens(scope, b"")
-        read: list[Message] = []
-        size = 0
-        while size <= self._max_body:
-            message = await receive()
-            read.append(message)
-            if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(m.get("body", b"") for m in read if m["type"] == "http.request")
-        tokens = self._tokens(scope, body[: self._max_body])
-
-        async def replay() -> Message:
-            return read.pop(0) if read else await receive()
-
-        return replay, tokens
+        replay, body = await read_body_prefix(receive, self._max_body)
+        return replay, self._tokens(scope, body)
 
     def _tokens(self, scope: Scope, body: bytes) -> int:
         if self._estimate is None:
