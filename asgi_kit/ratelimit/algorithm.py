@@ -158,7 +158,11 @@ class SlidingWindowLog:
             if not cost:
                 result = CheckResult(limit - used if limit > used else 0, log.reset_after(now, window))
                 return Decision(True, (result,), (None,))
-            number = log.append(now, cost)
+            stamps = log.stamps
+            number = log.first + len(stamps)  # log.append inlined
+            stamps.append(now)
+            log.costs.append(cost)
+            log.used = used
             result = _new_result(CheckResult, (limit - used if limit > used else 0, window, 0))
             return _new_decision(Decision, (True, (result,), ((log, number, now),)))
         found: list[_Log] = []

@@ -37,6 +37,7 @@ _HEADER_NAMES: Final = tuple(
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _LIMITED: Final = frozenset({"http", "websocket"})
 _new_check = tuple.__new__
+_KNOWN_CHECKS: Final = 10_000
 _REQUESTS_ONLY: Final[list[int]] = [REQUESTS]  # the dimensions of a lone requests check (never mutated)
 _UNAVAILABLE: Final = SERVICE_UNAVAILABLE.with_detail("The rate limiter is temporarily unavailable")
 _LOG_INTERVAL: Final = 1.0
@@ -186,6 +187,7 @@ class RateLimitMiddleware:
         self._deny_on_error = on_backend_error == "deny"
         self._exclude = PathFilter(exclude_paths)
         self._has_exclude = bool(self._exclude)
+        self._known_checks: dict[tuple[str, str], Check] = {}
         self._openai_all = openai_error_format is True
         self._openai_paths = PathFilter(() if isinstance(openai_error_format, bool) else openai_error_format)
         window_reset = format_duration(self._window_ms).encode("ascii")
@@ -215,12 +217,19 @@ class RateLimitMiddleware:
             # Requests only, quotas fixed: build the checks as the subjects are found.
             # tuple.__new__: a Check without the named tuple's Python-level __new__ (measured
             # by kit.ratelimit.memory, which this runs on every request).
+            known = self._known_checks
             for kind, subject_of, quota in self._plan:
                 subject = subject_of(scope)
                 if subject is not None:
-                    checks.append(
-                        _new_check(Check, (f"{kind}:{subject}:requests", quota.requests, 1, window))
-                    )
+                    # A subject's requests check never changes: made once, kept in a bounded cache.
+                    check = known.get((kind, subject))
+                    if check is None:
+                        if len(known) >= _KNOWN_CHECKS:
+                            known.clear()
+                        check = known[kind, subject] = _new_check(
+                            Check, (f"{kind}:{subject}:requests", quota.requests, 1, window)
+                        )
+                    checks.append(check)
             if not checks:
                 await self.app(scope, receive, send)
                 return
