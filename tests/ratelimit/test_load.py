@@ -99,7 +99,10 @@ class Sample:
 async def run_load(urls: list[str], key: str, rate: float, costs: list[int]) -> list[Sample]:
     """Send ``len(costs)`` requests at ``rate`` a second, alternating servers; record each outcome."""
     samples: list[Sample] = []
-    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=64)) as client:
+    # A connection per request: a kept-alive connection stays with the worker that accepted it,
+    # and the test is about every worker of both servers sharing one count.
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
         start = time.monotonic()
 
         async def one(i: int) -> None:
