@@ -10,7 +10,8 @@ Catch :class:`AsgiKitError` to catch anything the kit raised on purpose. The tre
     ├── StoreUnavailableError                  a store could not be consulted: answer 503, not 4xx
     │   ├── CredentialStoreUnavailableError    asgi_kit.auth: API-key store or JWKS
     │   ├── BudgetStoreUnavailableError        asgi_kit.budget: budgets and leases
-    │   └── DatabaseUnavailableError           asgi_kit.database: both of the above, from PostgreSQL
+    │   ├── DatabaseUnavailableError           asgi_kit.database: both of the above, from PostgreSQL
+    │   └── RateLimitBackendError              asgi_kit.ratelimit: Redis unreachable or too slow
     ├── InvalidTokenError                      asgi_kit.auth: a refused JWT (a subclass per reason)
     ├── InvalidAPIKeyError                     asgi_kit.auth: a refused API key
     ├── ReservationRefusedError                asgi_kit.budget: the budget cannot cover a call

@@ -57,6 +57,7 @@ from asgi_kit.bench.kit import (
     kit_stack,
     tracing_no_provider,
 )
+from asgi_kit.bench.ratelimit import ratelimit_memory, ratelimit_redis
 
 TokenMode = Literal["cold", "cached", "api_key"]
 
@@ -338,6 +339,24 @@ _ROWS: Final[tuple[tuple[str, str, str | None, str, Builder, TokenMode, bool], .
         True,
     ),
     (
+        "kit.ratelimit.memory",
+        "kit",
+        ASGI,
+        "RateLimitMiddleware, requests per minute per key (InMemoryBackend, principal pre-set)",
+        ratelimit_memory,
+        "cached",
+        True,
+    ),
+    (
+        "kit.ratelimit.redis",
+        "kit",
+        ASGI,
+        "RateLimitMiddleware on RedisBackend: one EVALSHA per request, counted (principal pre-set)",
+        ratelimit_redis,
+        "cached",
+        True,
+    ),
+    (
         "kit.auth.apikey.memory",
         "kit",
         ASGI,
@@ -557,6 +576,20 @@ TARGETS: Final[tuple[Target, ...]] = (
         "kit.request_id",
         ("peer.correlation_id",),
         0.3,
+    ),
+    Target(
+        "ratelimit_memory",
+        "in-memory rate limit <= 1.5x the request-id layer",
+        "kit.ratelimit.memory",
+        ("kit.request_id",),
+        1.5,
+    ),
+    Target(
+        "ratelimit_redis",
+        "rate limit on Redis (one round trip a request, counted) vs the request-id layer",
+        "kit.ratelimit.redis",
+        ("kit.request_id",),
+        None,
     ),
     Target(
         "access_log",
