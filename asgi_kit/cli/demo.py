@@ -39,6 +39,12 @@ def register(subparsers: Any) -> None:
         "--budget-cache-ttl", type=float, default=1.0, help="per-worker budget cache (seconds)"
     )
     parser.add_argument(
+        "--rate-limit-rpm", type=int, default=60_000, help="requests per minute for each API key (0: none)"
+    )
+    parser.add_argument(
+        "--rate-limit-tpm", type=int, default=10_000_000, help="tokens per minute for each API key (0: none)"
+    )
+    parser.add_argument(
         "--reserve-max-tokens",
         type=int,
         default=1024,
@@ -84,8 +90,9 @@ async def provision_database(config: DemoConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     from asgi_kit.auth.apikey import generate_api_key, parse_api_key
 
-    if args.reserve_max_tokens < 0:
-        raise ValueError("--reserve-max-tokens must be >= 0")
+    for option in ("reserve_max_tokens", "rate_limit_rpm", "rate_limit_tpm"):
+        if getattr(args, option) < 0:
+            raise ValueError(f"--{option.replace('_', '-')} must be >= 0")
     if args.workers < 1:
         raise ValueError("--workers must be at least 1")
     api_key = args.api_key or generate_api_key("sk", environment="demo")
@@ -102,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         token_delay=args.token_delay,
         budget_cache_ttl=args.budget_cache_ttl,
         reserve_max_tokens=args.reserve_max_tokens,
+        rate_limit_rpm=args.rate_limit_rpm,
+        rate_limit_tpm=args.rate_limit_tpm,
         log_level=args.log_level.upper(),
         spool_dir=args.spool_dir,
     )

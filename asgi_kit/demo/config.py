@@ -31,6 +31,8 @@ class DemoConfig:
         reserve_max_tokens: completion tokens reserved for a request that sets no
             ``max_tokens``; every call reserves its worst case before the upstream call
             (``asgi_kit.budget.BudgetReservations``). 0 turns reservations off.
+        rate_limit_rpm, rate_limit_tpm: requests and tokens per minute for each API key
+            (``asgi_kit.ratelimit.RateLimitMiddleware``, counted per worker); 0 turns one off.
         log_level: access-log level.
         spool_dir: where the usage ledger spools settled usage while the database is away
             (each worker claims a file in it; a restarted worker replays what it finds);
@@ -48,6 +50,8 @@ class DemoConfig:
     token_delay: float = 0.02
     budget_cache_ttl: float = 1.0
     reserve_max_tokens: int = 1024
+    rate_limit_rpm: int = 60_000
+    rate_limit_tpm: int = 10_000_000
     log_level: str = "INFO"
     spool_dir: str | None = None
 

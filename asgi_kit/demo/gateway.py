@@ -42,6 +42,7 @@ from asgi_kit.httpclient import OpenAIClient
 from asgi_kit.httpclient.fake_upstream import FakeOpenAI
 from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware, new_logger
 from asgi_kit.metrics import MetricsMiddleware, metrics_app, register_metrics
+from asgi_kit.ratelimit import RateLimitMiddleware
 from asgi_kit.rbac import Permission, RequirePermission
 from asgi_kit.stack import Stack
 
@@ -208,6 +209,13 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
         .use(SecurityHeadersMiddleware)
         .use(BodyLimitMiddleware, max_body_size=1 << 20)
         .use(AuthMiddleware, api_keys=resources.api_keys, exclude_paths=PUBLIC_PATHS)
+        .use(
+            RateLimitMiddleware,
+            requests_per_minute=config.rate_limit_rpm or None,
+            tokens_per_minute=config.rate_limit_tpm or None,
+            default_completion_tokens=config.reserve_max_tokens,
+            exclude_paths=PUBLIC_PATHS,
+        )
         .use(
             BudgetMiddleware,
             store=resources.budgets,

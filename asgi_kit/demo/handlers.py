@@ -27,6 +27,7 @@ from asgi_kit.budget import (
     BudgetReservations,
     BudgetStoreUnavailableError,
     MeteredCall,
+    Reservation,
     ReservationRefusedError,
     UsageLedger,
 )
@@ -46,6 +47,7 @@ from asgi_kit.httpclient import (
     APITimeoutError,
     OpenAIClient,
 )
+from asgi_kit.ratelimit import get_token_reservation
 from asgi_kit.validation import (
     DEFAULT_LIMITS,
     RequestLimits,
@@ -120,6 +122,19 @@ def _upstream_problem(exc: APIError) -> ProblemDetails:
     return UPSTREAM_FAILED
 
 
+class _Settlements:
+    """The reservations one call holds (budget, rate limit), settled together by the meter."""
+
+    __slots__ = ("_reservations",)
+
+    def __init__(self, *reservations: Reservation | None) -> None:
+        self._reservations = tuple(r for r in reservations if r is not None)
+
+    def settle(self, tokens: int) -> None:
+        for reservation in self._reservations:
+            reservation.settle(tokens)
+
+
 RESERVATIONS_UNAVAILABLE: Final = SERVICE_UNAVAILABLE.with_detail(
     "The budget service is temporarily unavailable"
 )
@@ -157,7 +172,10 @@ class Gateway:
         n: int = 1,
     ) -> MeteredCall[Any]:
         prompt_estimate = estimate_prompt_tokens(prompt)
-        reservation = await self._reserve(principal, prompt_estimate, completion, n)
+        budget = await self._reserve(principal, prompt_estimate, completion, n)
+        # The rate limiter took the call's estimate from the key's tokens per minute: the meter
+        # settles it to the real usage too, together with the budget's reservation.
+        reservation = _Settlements(budget, get_token_reservation(scope))
         # The ledger key is unique per upstream call: an incoming X-Request-ID is chosen by the
         # client, and a repeated one must not make a call free (the sink skips known keys).
         request_id = scope.get("state", {}).get(REQUEST_ID_STATE_KEY) or "req"

@@ -60,7 +60,7 @@ def estimate_openai_tokens(body: bytes, default_completion_tokens: int) -> int:
         return 0
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the decoder's stack: a depth bomb
         return default_completion_tokens + math.ceil(len(body) / CHARS_PER_TOKEN)
     if not isinstance(data, dict):
         return default_completion_tokens + math.ceil(len(body) / CHARS_PER_TOKEN)

@@ -133,3 +133,21 @@ async def test_health_metrics_and_error_shapes() -> None:
             metrics = (await http.get("/metrics")).text
             assert 'route="/v1/chat/completions"' in metrics
             assert "/upstream" not in metrics
+
+
+async def test_rate_limit_headers_and_refusal_on_openai_routes() -> None:
+    """Every /v1 answer carries OpenAI's x-ratelimit-* headers; past the key's limit, a retryable rate_limit_exceeded."""
+    config, server, _ = run_gateway(rate_limit_rpm=2)
+    with server as served:
+        client = openai.AsyncOpenAI(base_url=f"{served.url}/v1", api_key=config.api_key, max_retries=0)
+        first = await client.models.with_raw_response.list()
+        assert first.headers["x-ratelimit-limit-requests"] == "2"
+        assert first.headers["x-ratelimit-remaining-requests"] == "1"
+        assert "x-ratelimit-limit-tokens" in first.headers
+        await client.models.list()
+        with pytest.raises(openai.RateLimitError) as refused:
+            await client.models.list()
+        assert (refused.value.type, refused.value.code) == ("requests", "rate_limit_exceeded")
+        headers = refused.value.response.headers
+        assert int(headers["retry-after"]) >= 1 and "x-should-retry" not in headers
+        await client.close()

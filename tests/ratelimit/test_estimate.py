@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asgi_kit.ratelimit import estimate_openai_tokens
+from asgi_kit.ratelimit.estimate import CHARS_PER_TOKEN
 
 DEFAULT = 100
 
@@ -57,3 +59,9 @@ def test_deep_nesting_is_bounded() -> None:
 def test_never_raises(raw: bytes) -> None:
     """Any bytes give a non-negative estimate."""
     assert estimate_openai_tokens(raw, DEFAULT) >= 0
+
+
+def test_a_depth_bomb_is_estimated_by_its_size() -> None:
+    """A body nested past the JSON decoder's stack is priced by its size, never an exception."""
+    bomb = b"[" * 400_000 + b"]" * 400_000
+    assert estimate_openai_tokens(bomb, 10) == 10 + math.ceil(len(bomb) / CHARS_PER_TOKEN)
