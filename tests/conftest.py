@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.harness.otel import exporter, provider  # noqa: F401  (fixture re-export)
 from tests.harness.postgres import database_url  # noqa: F401  (fixture re-export)
 
 settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

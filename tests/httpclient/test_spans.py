@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
@@ -34,19 +33,6 @@ from tests.httpclient.conftest import ScriptedServer, hang, reply
 
 POLICY = RetryPolicy(max_retries=3, backoff_base=0.5, backoff_max=4.0, jitter=lambda bound: bound)
 SERVER_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    tracer_provider = TracerProvider(shutdown_on_exit=False)
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield tracer_provider
-    tracer_provider.shutdown()
 
 
 def make(upstream: ScriptedServer, provider: object, **options: object) -> HTTPClient:
