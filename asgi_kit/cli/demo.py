@@ -45,6 +45,11 @@ def register(subparsers: Any) -> None:
         "--rate-limit-tpm", type=int, default=10_000_000, help="tokens per minute for each API key (0: none)"
     )
     parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("ASGI_KIT_DEMO_REDIS_URL"),
+        help="count rate limits in Redis, shared by every worker (default: each worker counts alone)",
+    )
+    parser.add_argument(
         "--reserve-max-tokens",
         type=int,
         default=1024,
@@ -111,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         reserve_max_tokens=args.reserve_max_tokens,
         rate_limit_rpm=args.rate_limit_rpm,
         rate_limit_tpm=args.rate_limit_tpm,
+        redis_url=args.redis_url,
         log_level=args.log_level.upper(),
         spool_dir=args.spool_dir,
     )

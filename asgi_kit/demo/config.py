@@ -32,7 +32,9 @@ class DemoConfig:
             ``max_tokens``; every call reserves its worst case before the upstream call
             (``asgi_kit.budget.BudgetReservations``). 0 turns reservations off.
         rate_limit_rpm, rate_limit_tpm: requests and tokens per minute for each API key
-            (``asgi_kit.ratelimit.RateLimitMiddleware``, counted per worker); 0 turns one off.
+            (``asgi_kit.ratelimit.RateLimitMiddleware``); 0 turns one off.
+        redis_url: count rate limits in Redis, shared by every worker and host; without it
+            each worker counts on its own.
         log_level: access-log level.
         spool_dir: where the usage ledger spools settled usage while the database is away
             (each worker claims a file in it; a restarted worker replays what it finds);
@@ -52,6 +54,7 @@ class DemoConfig:
     reserve_max_tokens: int = 1024
     rate_limit_rpm: int = 60_000
     rate_limit_tpm: int = 10_000_000
+    redis_url: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
     spool_dir: str | None = None
 

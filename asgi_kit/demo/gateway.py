@@ -42,7 +42,7 @@ from asgi_kit.httpclient import OpenAIClient
 from asgi_kit.httpclient.fake_upstream import FakeOpenAI
 from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware, new_logger
 from asgi_kit.metrics import MetricsMiddleware, metrics_app, register_metrics
-from asgi_kit.ratelimit import RateLimitMiddleware
+from asgi_kit.ratelimit import InMemoryBackend, RateLimitBackend, RateLimitMiddleware, RedisBackend
 from asgi_kit.rbac import Permission, RequirePermission
 from asgi_kit.stack import Stack
 
@@ -149,6 +149,14 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
             resources.leases, recording_delay=1.1, default_max_tokens=config.reserve_max_tokens
         )
 
+    rate_limits: RateLimitBackend = (
+        RedisBackend(url=config.redis_url) if config.redis_url else InMemoryBackend()
+    )
+
+    async def close_rate_limits() -> None:
+        if isinstance(rate_limits, RedisBackend):
+            await rate_limits.aclose()
+
     async def close_reservations() -> None:
         if reservations is not None:
             await reservations.aclose()
@@ -194,7 +202,13 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
             on_startup=[*resources.on_startup, open_client, start_ledger],
             # reversed at shutdown: the ledger closes (drains, flushes) while client and pool are
             # open, then the leases go back, then the pool closes
-            on_shutdown=[close_client, *resources.on_shutdown, close_reservations, close_ledger],
+            on_shutdown=[
+                close_client,
+                close_rate_limits,
+                *resources.on_shutdown,
+                close_reservations,
+                close_ledger,
+            ],
         )
         .use(RequestIDMiddleware)
         .use(
@@ -213,6 +227,7 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
             RateLimitMiddleware,
             requests_per_minute=config.rate_limit_rpm or None,
             tokens_per_minute=config.rate_limit_tpm or None,
+            backend=rate_limits,
             default_completion_tokens=config.reserve_max_tokens,
             exclude_paths=PUBLIC_PATHS,
         )

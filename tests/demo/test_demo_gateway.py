@@ -151,3 +151,26 @@ async def test_rate_limit_headers_and_refusal_on_openai_routes() -> None:
         headers = refused.value.response.headers
         assert int(headers["retry-after"]) >= 1 and "x-should-retry" not in headers
         await client.close()
+
+
+async def test_rate_limits_are_shared_through_redis() -> None:
+    """Two gateway processes' worth of gateways on one Redis count one key's requests together."""
+    from tests.ratelimit.redis_harness import require_redis
+
+    redis_url = require_redis()
+    key = generate_api_key("sk", environment="demo")
+    configs = [
+        DemoConfig(port=free_port(), api_key=key, token_delay=0.0, rate_limit_rpm=3, redis_url=redis_url)
+        for _ in range(2)
+    ]
+    logger = new_logger("demo-shared-limits", stream=io.StringIO())
+    with (
+        serve(build_gateway(configs[0], logger=logger), port=configs[0].port, lifespan="on") as one,
+        serve(build_gateway(configs[1], logger=logger), port=configs[1].port, lifespan="on") as two,
+    ):
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(headers=headers, timeout=10) as client:
+            statuses = [
+                (await client.get(f"{served.url}/v1/models")).status_code for served in (one, two, one, two)
+            ]
+    assert statuses == [200, 200, 200, 429]
