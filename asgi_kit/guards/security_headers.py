@@ -126,14 +126,9 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
-        # send and added are bound as defaults, not closed over: closure cells would be made on
-        # entry to __call__, so even passed-through requests would pay for them.
-        async def send_with_security_headers(
-            message: Message,
-            send: Send = send,
-            added: tuple[tuple[bytes, bytes], ...] = added,
-            names: frozenset[bytes] = self._names,
-        ) -> None:
+        names = self._names
+
+        async def send_with_security_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = _with_missing(message.get("headers") or (), added, names)
             await send(message)

@@ -152,17 +152,10 @@ class RequestIDMiddleware:
         echoed = (self._header, request_id.encode("latin-1", "replace"))
         token = request_id_var.set(request_id)
 
-        # send and echoed are bound as defaults, not closed over: closure cells would be made on
-        # entry to __call__, so even passed-through requests would pay for them. A plain function
-        # handing back send's awaitable, not a coroutine of its own: every message then costs
-        # one coroutine fewer, and the header is added before anything awaits, as before.
-        def send_with_request_id(
-            message: Message,
-            send: Send = send,
-            echoed: tuple[bytes, bytes] = echoed,
-            starts: frozenset[str] = _HEADER_MESSAGES,
-        ) -> Awaitable[None]:
-            if message["type"] in starts:
+        # A plain function handing back send's awaitable, not a coroutine of its own: every
+        # message then costs one coroutine fewer, and the header is added before anything awaits.
+        def send_with_request_id(message: Message) -> Awaitable[None]:
+            if message["type"] in _HEADER_MESSAGES:
                 message["headers"] = [*message.get("headers", ()), echoed]
             return send(message)
 

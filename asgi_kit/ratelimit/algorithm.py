@@ -62,10 +62,6 @@ class Decision(NamedTuple):
     handle: Any = None
 
 
-_new_result = tuple.__new__
-_new_decision = tuple.__new__
-
-
 class _Log:
     """One key's entries, oldest first, as two deques of ints (time stamps and costs).
 
@@ -163,8 +159,8 @@ class SlidingWindowLog:
             stamps.append(now)
             log.costs.append(cost)
             log.used = used
-            result = _new_result(CheckResult, (limit - used if limit > used else 0, window, 0))
-            return _new_decision(Decision, (True, (result,), ((log, number, now),)))
+            result = CheckResult(limit - used if limit > used else 0, window, 0)
+            return Decision(True, (result,), ((log, number, now),))
         found: list[_Log] = []
         allowed = True
         for check in checks:
@@ -186,8 +182,6 @@ class SlidingWindowLog:
             return Decision(
                 False, tuple(self._refused(c, log, now) for c, log in zip(checks, found, strict=True))
             )
-        # The admitted path runs on every request: plain tuples built by tuple.__new__ are named
-        # tuples without the Python-level __new__ call, which kit.ratelimit.memory measures.
         held: list[tuple[_Log, int, int] | None] = []
         results: list[CheckResult] = []
         for i, log in enumerate(found):
@@ -200,8 +194,8 @@ class SlidingWindowLog:
                 held.append(None)
                 reset = log.reset_after(now, check[3])
             remaining = check[1] - log.used
-            results.append(_new_result(CheckResult, (remaining if remaining > 0 else 0, reset, 0)))
-        return _new_decision(Decision, (True, tuple(results), tuple(held)))
+            results.append(CheckResult(remaining if remaining > 0 else 0, reset, 0))
+        return Decision(True, tuple(results), tuple(held))
 
     @staticmethod
     def _refused(check: Check, log: _Log, now: int) -> CheckResult:

@@ -35,7 +35,6 @@ _HEADER_NAMES: Final = tuple(
 )
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _LIMITED: Final = frozenset({"http", "websocket"})
-_new_check = tuple.__new__
 _KNOWN_CHECKS: Final = 10_000
 _REQUESTS_ONLY: Final[list[int]] = [REQUESTS]  # the dimensions of a lone requests check (never mutated)
 _UNAVAILABLE: Final = SERVICE_UNAVAILABLE.with_detail("The rate limiter is temporarily unavailable")
@@ -214,20 +213,17 @@ class RateLimitMiddleware:
         cost = 0
         if not self._tokens_possible and self._lookup is None:
             # Requests only, quotas fixed: build the checks as the subjects are found.
-            # tuple.__new__: a Check without the named tuple's Python-level __new__ (measured
-            # by kit.ratelimit.memory, which this runs on every request).
             known = self._known_checks
             for kind, subject_of, quota in self._plan:
                 subject = subject_of(scope)
-                if subject is not None:
+                limit = quota.requests  # without token quotas every planned quota limits requests
+                if subject is not None and limit is not None:
                     # A subject's requests check never changes: made once, kept in a bounded cache.
                     check = known.get((kind, subject))
                     if check is None:
                         if len(known) >= _KNOWN_CHECKS:
                             known.clear()
-                        check = known[kind, subject] = _new_check(
-                            Check, (f"{kind}:{subject}:requests", quota.requests, 1, window)
-                        )
+                        check = known[kind, subject] = Check(f"{kind}:{subject}:requests", limit, 1, window)
                     checks.append(check)
             if not checks:
                 await self.app(scope, receive, send)
@@ -243,12 +239,10 @@ class RateLimitMiddleware:
             dimensions = []
             for kind, subject, quota in planned:
                 if quota.requests:
-                    checks.append(
-                        _new_check(Check, (f"{kind}:{subject}:requests", quota.requests, 1, window))
-                    )
+                    checks.append(Check(f"{kind}:{subject}:requests", quota.requests, 1, window))
                     dimensions.append(REQUESTS)
                 if quota.tokens:
-                    checks.append(_new_check(Check, (f"{kind}:{subject}:tokens", quota.tokens, cost, window)))
+                    checks.append(Check(f"{kind}:{subject}:tokens", quota.tokens, cost, window))
                     dimensions.append(TOKENS)
         try:
             if self._acquire_nowait is not None:
@@ -271,11 +265,8 @@ class RateLimitMiddleware:
         else:
             headers = self._headers(checks, dimensions, decision.results)
 
-        # A plain function handing back send's awaitable (no coroutine per message), with send
-        # and the headers bound as defaults, as RequestIDMiddleware does and for the same reason.
-        def send_with_rate_limits(
-            message: Message, send: Send = send, headers: list[tuple[bytes, bytes]] = headers
-        ) -> Awaitable[None]:
+        # A plain function handing back send's awaitable: no coroutine of its own per message.
+        def send_with_rate_limits(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), *headers]
             return send(message)
@@ -296,7 +287,8 @@ class RateLimitMiddleware:
         return planned
 
     async def _looked_up(self, kind: str, subject: str, scope: Scope, configured: Quota) -> Quota:
-        assert self._lookup is not None
+        if self._lookup is None:  # only called with a lookup configured; explicit under python -O
+            return configured
         try:
             found = self._lookup(kind, subject, scope)
             if inspect.isawaitable(found):
