@@ -59,9 +59,15 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--e2e-gc",
-        choices=("freeze", "default"),
-        default="freeze",
-        help="freeze: every server gc.freeze()s its startup heap (all apps alike); default: leave the GC as is",
+        choices=("both", "default", "freeze"),
+        default="both",
+        help="default: each app as built (the kit's lifespan layer freezes its startup heap, the others "
+        "do not); freeze: every server gc.freeze()s its startup heap; both (default): one after the other",
+    )
+    parser.add_argument(
+        "--e2e-diagnostics",
+        action="store_true",
+        help="each server records its GC pauses and thread CPU times (in --json, under e2e.runs[].diagnostics)",
     )
     parser.add_argument(
         "--database-url",
@@ -116,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         e2e_overrides: dict[str, Any] = {
             k: v for k, v in (("duration", args.e2e_duration), ("repeats", args.e2e_repeats)) if v is not None
         }
-        e2e_overrides["freeze_heap"] = args.e2e_gc == "freeze"
+        e2e_overrides["gc_modes"] = ("default", "freeze") if args.e2e_gc == "both" else (args.e2e_gc,)
+        e2e_overrides["diagnostics"] = args.e2e_diagnostics
         with progress_bar(console, "end-to-end") as update:
             result["e2e"] = run_e2e(replace(e2e_config, **e2e_overrides), progress=update)
     render(result, console)
