@@ -56,13 +56,15 @@ def tables(result: dict[str, Any]) -> str:
             f"End to end: loader `{e2e['loader']}`, {e2e['connections']} connections, {e2e['repeats']} alternated "
             f"runs of {e2e['duration_s']:g} s per app and mode (medians).",
             "",
-            "| app | workers | req/s | p50 ms | p99 ms | peak RSS MiB | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| app | workers | gc | req/s | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | errors |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
         for row in e2e["runs"]:
             rss = row["peak_rss_bytes"] / 2**20 if row.get("peak_rss_bytes") else None
+            p999 = row.get("p999_ms")
             out.append(
-                f"| {row['app']} | {row['workers']} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+                f"| {row['app']} | {row['workers']} | {row.get('gc', 'default')} | {row['rps']:.0f} | "
+                f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {'-' if p999 is None else f'{p999:.2f}'} | "
                 f"{'-' if rss is None else f'{rss:.1f}'} | {row['errors']} |"
             )
     return "\n".join(out) + "\n"

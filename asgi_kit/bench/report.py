@@ -198,19 +198,30 @@ def render_e2e(e2e: dict[str, Any], console: Console) -> None:
         f"alternated runs, {e2e.get('connections')} connections)",
         title_justify="left",
     )
-    for column in ("app", "workers", "req/s", "p50 ms", "p99 ms", "peak RSS MiB", "errors"):
-        table.add_column(column, justify="left" if column == "app" else "right")
+    for column in ("app", "workers", "gc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "peak RSS MiB", "errors"):
+        table.add_column(column, justify="left" if column in ("app", "gc") else "right")
     for row in e2e.get("runs", []):
-        table.add_row(
-            row["app"],
-            str(row["workers"]),
-            f"{row['rps']:.0f}" if row.get("rps") is not None else "-",
-            f"{row['p50_ms']:.2f}" if row.get("p50_ms") is not None else "-",
-            f"{row['p99_ms']:.2f}" if row.get("p99_ms") is not None else "-",
-            f"{row['peak_rss_bytes'] / 2**20:.1f}" if row.get("peak_rss_bytes") else "-",
-            str(row.get("errors", 0)),
-        )
+        table.add_row(*e2e_cells(row))
     console.print(table)
+
+
+def e2e_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    """One e2e table row: app, workers, GC mode, req/s, p50, p99, p99.9, peak RSS, errors."""
+
+    def ms(key: str) -> str:
+        return f"{row[key]:.2f}" if row.get(key) is not None else "-"
+
+    return (
+        row["app"],
+        str(row["workers"]),
+        str(row.get("gc", "default")),
+        f"{row['rps']:.0f}" if row.get("rps") is not None else "-",
+        ms("p50_ms"),
+        ms("p99_ms"),
+        ms("p999_ms"),
+        f"{row['peak_rss_bytes'] / 2**20:.1f}" if row.get("peak_rss_bytes") else "-",
+        str(row.get("errors", 0)),
+    )
 
 
 def write_json(result: dict[str, Any], destination: str) -> None:
@@ -257,7 +268,7 @@ def plot(result: dict[str, Any], destination: str) -> None:
     ax.tick_params(axis="y", labelsize=8)
     if runs:
         ax2 = axes[1][0]
-        labels = [f"{r['app']} ({r['workers']}w)" for r in runs]
+        labels = [f"{r['app']} ({r['workers']}w, gc {r.get('gc', 'default')})" for r in runs]
         ax2.barh(labels, [r.get("rps") or 0.0 for r in runs], color="#2ca02c")
         ax2.invert_yaxis()
         ax2.set_xlabel("requests/s under uvicorn (higher is better)")
@@ -266,4 +277,13 @@ def plot(result: dict[str, Any], destination: str) -> None:
     plt.close(fig)
 
 
-__all__ = ["make_console", "plot", "progress_bar", "render", "render_e2e", "render_targets", "write_json"]
+__all__ = [
+    "e2e_cells",
+    "make_console",
+    "plot",
+    "progress_bar",
+    "render",
+    "render_e2e",
+    "render_targets",
+    "write_json",
+]

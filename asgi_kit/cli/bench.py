@@ -1,7 +1,7 @@
 """``asgi-kit bench``: the included overhead suite.
 
     asgi-kit bench [--quick] [--e2e] [--rounds N] [--json FILE|-] [--plot FILE] [--only PATTERN]
-                   [--database-url URL]
+                   [--database-url URL] [--e2e-gc both|default|freeze] [--e2e-workers N[,N]]
 
 In-process by default (every kit layer, its peers, the stacks; see ``docs/benchmarks.md``);
 ``--e2e`` adds the uvicorn run. Exit status: 0, or 1 when a variant errored (a layer that
@@ -19,6 +19,18 @@ from typing import Any
 
 def _patterns(values: list[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for value in values or () for p in value.split(",") if p.strip())
+
+
+def _worker_counts(value: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        counts = ()
+    if not counts or any(count < 1 for count in counts):
+        raise argparse.ArgumentTypeError(
+            f"worker counts must be integers >= 1, comma separated, got {value!r}"
+        )
+    return counts
 
 
 def register(subparsers: Any) -> None:
@@ -58,10 +70,22 @@ def register(subparsers: Any) -> None:
         "--e2e-repeats", type=int, metavar="N", help="alternated e2e runs per app (default 3)"
     )
     parser.add_argument(
+        "--e2e-workers",
+        type=_worker_counts,
+        metavar="N[,N]",
+        help="uvicorn worker counts of the e2e run (default 1,2; --quick 1)",
+    )
+    parser.add_argument(
         "--e2e-gc",
-        choices=("freeze", "default"),
-        default="freeze",
-        help="freeze: every server gc.freeze()s its startup heap (all apps alike); default: leave the GC as is",
+        choices=("both", "default", "freeze"),
+        default="both",
+        help="default: each app as built (the kit's lifespan layer freezes its startup heap, the others "
+        "do not); freeze: every server gc.freeze()s its startup heap; both (default): one after the other",
+    )
+    parser.add_argument(
+        "--e2e-diagnostics",
+        action="store_true",
+        help="each server records its GC pauses and thread CPU times (in --json, under e2e.runs[].diagnostics)",
     )
     parser.add_argument(
         "--database-url",
@@ -114,9 +138,16 @@ def run(args: argparse.Namespace) -> int:
     if args.e2e:
         e2e_config = QUICK_E2E if args.quick else E2EConfig()
         e2e_overrides: dict[str, Any] = {
-            k: v for k, v in (("duration", args.e2e_duration), ("repeats", args.e2e_repeats)) if v is not None
+            k: v
+            for k, v in (
+                ("duration", args.e2e_duration),
+                ("repeats", args.e2e_repeats),
+                ("workers", args.e2e_workers),
+            )
+            if v is not None
         }
-        e2e_overrides["freeze_heap"] = args.e2e_gc == "freeze"
+        e2e_overrides["gc_modes"] = ("default", "freeze") if args.e2e_gc == "both" else (args.e2e_gc,)
+        e2e_overrides["diagnostics"] = args.e2e_diagnostics
         with progress_bar(console, "end-to-end") as update:
             result["e2e"] = run_e2e(replace(e2e_config, **e2e_overrides), progress=update)
     render(result, console)

@@ -100,7 +100,7 @@ def test_check_fails_on_a_failed_target(monkeypatch: pytest.MonkeyPatch) -> None
 def test_e2e_flag_runs_the_end_to_end_mode(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--e2e passes its duration and repeats on and adds the e2e section (servers stubbed here)."""
+    """--e2e passes duration, repeats, workers, GC modes (both by default) and diagnostics on (stubbed servers)."""
     from asgi_kit.bench import e2e
 
     seen: list[Any] = []
@@ -133,10 +133,14 @@ def test_e2e_flag_runs_the_end_to_end_mode(
     )
     assert code == 0
     assert seen[0].duration == 0.5 and seen[0].repeats == 2 and seen[0].workers == (1,)
-    assert seen[0].freeze_heap is True
+    assert seen[0].gc_modes == ("default", "freeze") and seen[0].diagnostics is False
     assert "End to end" in capsys.readouterr().out
-    assert main(["bench", *FAST, "--only", "floor.passthrough", "--e2e", "--e2e-gc", "default"]) == 0
-    assert seen[1].freeze_heap is False
+    assert main(["bench", *FAST, "--only", "floor.passthrough", "--e2e", "--e2e-workers", "1,2"]) == 0
+    assert seen[-1].workers == (1, 2)
+    for flag, modes in (("default", ("default",)), ("freeze", ("freeze",)), ("both", ("default", "freeze"))):
+        argv = ["bench", *FAST, "--only", "floor.passthrough", "--e2e", "--e2e-gc", flag, "--e2e-diagnostics"]
+        assert main(argv) == 0
+        assert seen[-1].gc_modes == modes and seen[-1].diagnostics is True
 
 
 def test_database_url_from_the_flag_then_the_environment_then_the_scratch_default(
@@ -164,3 +168,11 @@ def test_an_unreachable_database_skips_its_variants_and_the_run_passes(
     assert rows["kit.auth.apikey.postgres"]["status"] == "skipped"
     assert rows["kit.budget.postgres.uncached"]["status"] == "skipped"
     assert "hunter2" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("value", ["0", "a", "", "1,-2"])
+def test_e2e_workers_must_be_positive_counts(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--e2e-workers refuses anything but comma-separated counts >= 1, naming the option."""
+    with pytest.raises(SystemExit):
+        main(["bench", "--e2e", "--e2e-workers", value])
+    assert "--e2e-workers" in capsys.readouterr().err

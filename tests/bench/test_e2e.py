@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import shutil
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from asgi_kit._asgi.lifespan import LifespanHooksMiddleware
 from asgi_kit.bench._apps import mint_token
 from asgi_kit.bench.apps import APP_ENV, FREEZE_ENV, create_app
 from asgi_kit.bench.e2e import (
@@ -25,6 +27,7 @@ from asgi_kit.bench.e2e import (
     serve,
     stop_process,
 )
+from asgi_kit.testing.asgi import run_lifespan
 from tests.harness.servers import serve as serve_in_thread
 
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:8000/items/42?verbose=1
@@ -60,7 +63,7 @@ def test_parse_wrk_reads_rate_percentiles_and_errors() -> None:
 
 @pytest.mark.slow
 def test_tiny_bounded_e2e_run_with_the_builtin_loader() -> None:
-    """Two uvicorn subprocesses are served, loaded, measured and stopped within seconds."""
+    """Two apps in both GC modes are served, loaded, measured (GC diagnostics too) and stopped within seconds."""
     config = E2EConfig(
         apps=("bare", "kit"),
         workers=(1,),
@@ -69,17 +72,29 @@ def test_tiny_bounded_e2e_run_with_the_builtin_loader() -> None:
         repeats=1,
         connections=2,
         loader="builtin",
+        diagnostics=True,
     )
     steps: list[str] = []
     result = run_e2e(config, progress=lambda done, total, label: steps.append(label))
-    assert result["loader"] == "builtin" and steps == ["bare x1", "kit x1"]
-    rows = {row["app"]: row for row in result["runs"]}
+    assert result["loader"] == "builtin"
+    assert steps == ["bare x1 gc=default", "kit x1 gc=default", "bare x1 gc=freeze", "kit x1 gc=freeze"]
+    rows = {(row["app"], row["gc"]): row for row in result["runs"]}
     for row in rows.values():
         assert row["rps"] > 0 and row["errors"] == 0
-        assert row["p50_ms"] <= row["p99_ms"]
+        assert row["p50_ms"] <= row["p99_ms"] <= row["p999_ms"]
         assert row["peak_rss_bytes"] > 10 * 2**20
+        (document,) = row["diagnostics"]
+        assert document["gc"]["0"]["count"] > 0 and document["thread_cpu_s"]["MainThread"] > 0
+    # Only the kit freezes in the default mode (its lifespan layer); every app in the freeze mode.
+    frozen = {key: row["diagnostics"][0]["frozen"] > 0 for key, row in rows.items()}
+    assert frozen == {
+        ("bare", "default"): False,
+        ("kit", "default"): True,
+        ("bare", "freeze"): True,
+        ("kit", "freeze"): True,
+    }
     names = {t["name"]: t for t in result["targets"]}
-    assert names["e2e_rps_kit_w1"]["measured"] > 0
+    assert names["e2e_rps_kit_w1"]["measured"] > 0 and names["e2e_p999_kit_w1"]["measured"] > 0
     assert names["e2e_memory_w1"]["measured"] is None  # no peer stack in this run
 
 
@@ -129,6 +144,24 @@ def test_create_app_freezes_the_startup_heap_when_asked(monkeypatch: pytest.Monk
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_only_the_kit_app_freezes_by_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ASGI_KIT_BENCH_GC_FREEZE the kit app (LifespanHooksMiddleware) freezes at startup; bare does not."""
+    monkeypatch.delenv(FREEZE_ENV, raising=False)
+    frozen = {}
+    for name in ("bare", "kit"):
+        monkeypatch.setenv(APP_ENV, name)
+        gc.unfreeze()
+        app = create_app()
+        try:
+            sent = asyncio.run(run_lifespan(app))
+            frozen[name] = gc.get_freeze_count() > 0
+        finally:
+            gc.unfreeze()
+        assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+        assert isinstance(app, LifespanHooksMiddleware) is (name == "kit")
+    assert frozen == {"bare": False, "kit": True}
 
 
 def test_process_helpers_find_measure_and_stop() -> None:
