@@ -145,8 +145,14 @@ def build_gateway(config: DemoConfig, *, logger: logging.Logger | None = None) -
     if config.reserve_max_tokens:
         # Settled usage reaches the budget counter within the ledger's flush (max_delay), or its
         # spool_after when the database is slow: the lease holds it that long.
+        # refusal_ttl=0: a refused call asks the store again, whose statement also returns what
+        # this worker's settled calls no longer need, so the budget is spent to its end rather
+        # than refused early for a second.
         reservations = BudgetReservations(
-            resources.leases, recording_delay=1.1, default_max_tokens=config.reserve_max_tokens
+            resources.leases,
+            recording_delay=1.1,
+            refusal_ttl=0.0,
+            default_max_tokens=config.reserve_max_tokens,
         )
 
     rate_limits: RateLimitBackend = (
