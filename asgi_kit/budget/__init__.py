@@ -12,7 +12,7 @@ from asgi_kit.budget.ledger import (
     UsageSink,
 )
 from asgi_kit.budget.meter import ClientDisconnected, MeteredCall, Reservation
-from asgi_kit.budget.middleware import BUDGET_REFUSAL, NO_RETRY, BudgetMiddleware
+from asgi_kit.budget.middleware import BUDGET_REFUSAL, BUDGET_UNAVAILABLE, NO_RETRY, BudgetMiddleware
 from asgi_kit.budget.record import UsageRecord
 from asgi_kit.budget.reservation import (
     BudgetReservation,
@@ -36,6 +36,7 @@ from asgi_kit.budget.store import (
 
 __all__ = [
     "BUDGET_REFUSAL",
+    "BUDGET_UNAVAILABLE",
     "NO_RETRY",
     "BudgetLease",
     "BudgetLeaseStore",

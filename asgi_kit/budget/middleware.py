@@ -19,7 +19,8 @@ from asgi_kit.errors import BUDGET_EXCEEDED, SERVICE_UNAVAILABLE, write_problem_
 
 logger = logging.getLogger("asgi_kit.budget")
 
-_STORE_DOWN: Final = SERVICE_UNAVAILABLE.with_detail("The budget service is temporarily unavailable")
+#: The 503 when budgets cannot be consulted (a store or lease outage), from this layer or a gateway.
+BUDGET_UNAVAILABLE: Final = SERVICE_UNAVAILABLE.with_detail("The budget service is temporarily unavailable")
 #: The budget refusal, for both formats: problem+json, or OpenAI's insufficient_quota error (its
 #: code). Sent with :data:`NO_RETRY` (OpenAI clients would otherwise retry a refusal that lasts
 #: until next month); a gateway refusing a reservation answers the same.
@@ -206,8 +207,12 @@ class BudgetMiddleware:
             seconds = max(math.ceil(hint), 1)
         openai = self._openai_all or self._openai_paths.matches(scope)
         await write_problem_details(
-            send, _STORE_DOWN, {"retry-after": str(seconds)}, scope=scope, format="openai" if openai else None
+            send,
+            BUDGET_UNAVAILABLE,
+            {"retry-after": str(seconds)},
+            scope=scope,
+            format="openai" if openai else None,
         )
 
 
-__all__ = ["BUDGET_REFUSAL", "NO_RETRY", "BudgetMiddleware"]
+__all__ = ["BUDGET_REFUSAL", "BUDGET_UNAVAILABLE", "NO_RETRY", "BudgetMiddleware"]

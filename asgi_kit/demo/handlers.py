@@ -22,6 +22,7 @@ from asgi_kit._asgi.principal import Principal, get_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.budget import (
     BUDGET_REFUSAL,
+    BUDGET_UNAVAILABLE,
     NO_RETRY,
     BudgetReservation,
     BudgetReservations,
@@ -33,7 +34,6 @@ from asgi_kit.budget import (
 )
 from asgi_kit.demo.usage import estimate_prompt_tokens
 from asgi_kit.errors import (
-    SERVICE_UNAVAILABLE,
     UNAUTHORIZED,
     ProblemDetails,
     ProblemError,
@@ -135,11 +135,6 @@ class _Settlements:
             reservation.settle(tokens)
 
 
-RESERVATIONS_UNAVAILABLE: Final = SERVICE_UNAVAILABLE.with_detail(
-    "The budget service is temporarily unavailable"
-)
-
-
 class Gateway:
     """The OpenAI-compatible endpoints, bound to one upstream client and one usage ledger.
 
@@ -201,7 +196,7 @@ class Gateway:
         except ReservationRefusedError:
             raise ProblemError(BUDGET_REFUSAL, headers=[NO_RETRY]) from None
         except BudgetStoreUnavailableError:
-            raise ProblemError(RESERVATIONS_UNAVAILABLE, headers={"retry-after": "1"}) from None
+            raise ProblemError(BUDGET_UNAVAILABLE, headers={"retry-after": "1"}) from None
 
     def endpoint(
         self, handler: Callable[[Principal, dict[str, Any], Scope, Receive, Send], Any], *, body: bool

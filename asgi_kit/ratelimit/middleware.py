@@ -184,7 +184,6 @@ class RateLimitMiddleware:
         self._max_body = max_estimate_body
         self._deny_on_error = on_backend_error == "deny"
         self._exclude = PathFilter(exclude_paths)
-        self._has_exclude = bool(self._exclude)
         self._known_checks: dict[tuple[str, str], Check] = {}
         self._openai_all = openai_error_format is True
         self._openai_paths = PathFilter(() if isinstance(openai_error_format, bool) else openai_error_format)
@@ -201,11 +200,7 @@ class RateLimitMiddleware:
         return self._backend
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] not in _LIMITED
-            or (self._has_exclude and self._exclude.matches(scope))
-            or not self._plan
-        ):
+        if scope["type"] not in _LIMITED or self._exclude.matches(scope) or not self._plan:
             await self.app(scope, receive, send)
             return
         checks: list[Check] = []

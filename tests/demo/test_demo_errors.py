@@ -30,7 +30,7 @@ from asgi_kit.guards import TimeoutMiddleware
 from asgi_kit.httpclient.fake_upstream import FakeOpenAI
 from asgi_kit.logging import RequestIDMiddleware, new_logger
 from asgi_kit.rbac import RequirePermission
-from tests.harness.servers import Served, free_port, serve
+from tests.harness.servers import Served, free_port, serve, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -275,19 +275,6 @@ async def test_openai_package_on_the_kit_layers_alone() -> None:
         await client.close()
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"demo exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("the demo did not become ready in time")
-
-
 def test_demo_output_after_the_banner_is_json_lines(tmp_path: Path) -> None:
     """`asgi-kit demo` as a user runs it: after the banner, every line it writes is one JSON object."""
     port = free_port()
@@ -310,7 +297,7 @@ def test_demo_output_after_the_banner_is_json_lines(tmp_path: Path) -> None:
         proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, proc, time.monotonic() + 60)
+        wait_ready(url, proc, time.monotonic() + 60)
         auth = {"authorization": f"Bearer {key}"}
         with httpx.Client(base_url=url, headers=auth, timeout=10) as http:
             assert http.post(CHAT, content=chat()).status_code == 200

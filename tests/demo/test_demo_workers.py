@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,27 +17,12 @@ import psycopg
 import pytest
 
 from asgi_kit.auth.apikey import generate_api_key
-from tests.harness.servers import free_port
+from tests.harness.servers import free_port, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 BUDGET = 60
 RESERVE = 8  # completion tokens reserved per call ("one two three" completes in 4)
 REQUESTS = 40
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"demo exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        with socket.socket() as probe:
-            probe.settimeout(0.2)
-        time.sleep(0.2)
-    raise TimeoutError("the demo did not become ready in time")
 
 
 @pytest.fixture
@@ -63,7 +47,7 @@ def demo(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
             command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", proc, time.monotonic() + 60)
+        wait_ready(f"http://127.0.0.1:{port}", proc, time.monotonic() + 60)
         yield f"http://127.0.0.1:{port}", key, log
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -54,6 +54,22 @@ def _wait_listening(port: int, deadline: float) -> None:
     raise TimeoutError(f"server on port {port} did not start")
 
 
+def wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait until ``url``/readyz answers 200 (a served demo), or fail if ``proc`` exits first."""
+    import httpx
+
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"demo exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("the demo did not become ready in time")
+
+
 @contextmanager
 def serve(
     app: ASGIApp,
