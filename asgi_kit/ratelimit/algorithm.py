@@ -26,15 +26,18 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from time import monotonic_ns
-from typing import Any, NamedTuple
+from typing import Any
 
 NEVER = -1  # retry_ms of a check whose cost exceeds its limit
 
 
-# Named tuples rather than frozen dataclasses: several are built per request, and the
-# benchmark (kit.ratelimit.memory) measures a frozen dataclass's __init__ at about three times the cost.
-class Check(NamedTuple):
+# Slotted dataclasses, not frozen ones or named tuples: a few are built per request, and a
+# frozen dataclass's __init__ costs about three times a plain one, a named tuple's __new__ about
+# twice (it is a Python function wrapping tuple.__new__). Treat them as read-only values.
+@dataclass(slots=True)
+class Check:
     """One limit to test: at most ``limit`` units per ``window_ms`` for ``key``; this request costs ``cost``."""
 
     key: str
@@ -43,7 +46,8 @@ class Check(NamedTuple):
     window_ms: int
 
 
-class CheckResult(NamedTuple):
+@dataclass(slots=True)
+class CheckResult:
     """Where one check stands after the request (milliseconds)."""
 
     remaining: int
@@ -51,7 +55,8 @@ class CheckResult(NamedTuple):
     retry_ms: int = 0  # 0: it passed; NEVER: the cost exceeds the limit
 
 
-class Decision(NamedTuple):
+@dataclass(slots=True)
+class Decision:
     """The answer to a request: every check passed (and was counted) or none was counted.
 
     ``handle`` is the backend's own reference to what it recorded, for corrections.
@@ -132,70 +137,45 @@ class SlidingWindowLog:
         """
         if now is None:
             now = monotonic_ns() // 1_000_000
-        logs = self._logs
-        if len(checks) == 1:
-            # One check (one subject, one dimension: the usual request), without the lists the
-            # general case keeps and inline, as every request runs it; the property tests run both.
-            check = checks[0]
-            key, limit, cost, window = check
-            log = logs.get(key)
-            if log is None:
-                log = logs[key] = _Log()
-                if len(logs) > self._max_keys:
-                    logs.popitem(last=False)
-            else:
-                logs.move_to_end(key)
-                stamps = log.stamps
-                if stamps and stamps[0] <= now - window:
-                    log.expire(now, window)
-            used = log.used + cost
-            if used > limit:
-                return Decision(False, (self._refused(check, log, now),))
-            if not cost:
-                result = CheckResult(limit - used if limit > used else 0, log.reset_after(now, window))
-                return Decision(True, (result,), (None,))
-            stamps = log.stamps
-            number = log.first + len(stamps)  # log.append inlined
-            stamps.append(now)
-            log.costs.append(cost)
-            log.used = used
-            result = CheckResult(limit - used if limit > used else 0, window, 0)
-            return Decision(True, (result,), ((log, number, now),))
-        found: list[_Log] = []
-        allowed = True
+        logs: list[_Log] = []
+        fits = True
         for check in checks:
-            key = check[0]
-            log = logs.get(key)
-            if log is None:
-                log = logs[key] = _Log()
-                if len(logs) > self._max_keys:
-                    logs.popitem(last=False)
-            else:
-                logs.move_to_end(key)
-                stamps = log.stamps
-                if stamps and stamps[0] <= now - check[3]:
-                    log.expire(now, check[3])
-            found.append(log)
-            if log.used + check[2] > check[1]:
-                allowed = False
-        if not allowed:
+            log = self._current(check, now)
+            logs.append(log)
+            if log.used + check.cost > check.limit:
+                fits = False
+        if not fits:
             return Decision(
-                False, tuple(self._refused(c, log, now) for c, log in zip(checks, found, strict=True))
+                False, tuple([self._refused(check, logs[i], now) for i, check in enumerate(checks)])
             )
-        held: list[tuple[_Log, int, int] | None] = []
         results: list[CheckResult] = []
-        for i, log in enumerate(found):
-            check = checks[i]
-            cost = check[2]
-            if cost:
-                held.append((log, log.append(now, cost), now))
-                reset = check[3]  # the entry just added is the newest
+        held: list[tuple[_Log, int, int] | None] = []
+        for i, check in enumerate(checks):
+            log = logs[i]
+            if check.cost:
+                held.append((log, log.append(now, check.cost), now))
+                reset = check.window_ms  # the entry just added is the newest
             else:
                 held.append(None)
-                reset = log.reset_after(now, check[3])
-            remaining = check[1] - log.used
-            results.append(CheckResult(remaining if remaining > 0 else 0, reset, 0))
+                reset = log.reset_after(now, check.window_ms)
+            remaining = check.limit - log.used
+            results.append(CheckResult(remaining if remaining > 0 else 0, reset))
         return Decision(True, tuple(results), tuple(held))
+
+    def _current(self, check: Check, now: int) -> _Log:
+        """``check``'s log with the entries that have left the window dropped; the most recently used."""
+        logs = self._logs
+        log = logs.get(check.key)
+        if log is None:
+            log = logs[check.key] = _Log()
+            if len(logs) > self._max_keys:
+                logs.popitem(last=False)
+            return log
+        logs.move_to_end(check.key)
+        stamps = log.stamps
+        if stamps and stamps[0] <= now - check.window_ms:
+            log.expire(now, check.window_ms)
+        return log
 
     @staticmethod
     def _refused(check: Check, log: _Log, now: int) -> CheckResult:

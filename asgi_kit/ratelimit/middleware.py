@@ -36,7 +36,6 @@ _HEADER_NAMES: Final = tuple(
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _LIMITED: Final = frozenset({"http", "websocket"})
 _KNOWN_CHECKS: Final = 10_000
-_REQUESTS_ONLY: Final[list[int]] = [REQUESTS]  # the dimensions of a lone requests check (never mutated)
 _UNAVAILABLE: Final = SERVICE_UNAVAILABLE.with_detail("The rate limiter is temporarily unavailable")
 _LOG_INTERVAL: Final = 1.0
 
@@ -223,13 +222,15 @@ class RateLimitMiddleware:
             if not checks:
                 await self.app(scope, receive, send)
                 return
-            dimensions = _REQUESTS_ONLY if len(checks) == 1 else [REQUESTS] * len(checks)
+            dimensions = [REQUESTS] * len(checks)
+            reserving = False
         else:
             planned = await self._quotas(scope)
             if not planned:
                 await self.app(scope, receive, send)
                 return
-            if scope["type"] == "http" and any(q.tokens for _, _, q in planned):
+            reserving = scope["type"] == "http" and any(q.tokens for _, _, q in planned)
+            if reserving:
                 receive, cost = await self._reserve(scope, receive)
             dimensions = []
             for kind, subject, quota in planned:
@@ -250,13 +251,13 @@ class RateLimitMiddleware:
         if not decision.allowed:
             await self._refuse(scope, send, checks, dimensions, decision)
             return
-        if dimensions is not _REQUESTS_ONLY and TOKENS in dimensions:
+        if reserving:
             tokens = tuple((i, c) for i, c in enumerate(checks) if dimensions[i] == TOKENS)
             scope.setdefault("state", {})[RESERVATION_STATE_KEY] = TokenReservation(
                 self._backend, decision, tokens, cost
             )
         if len(checks) == 1:
-            headers = self._dimension_headers(dimensions[0], checks[0][1], decision.results[0])
+            headers = self._dimension_headers(dimensions[0], checks[0].limit, decision.results[0])
         else:
             headers = self._headers(checks, dimensions, decision.results)
 
@@ -317,22 +318,22 @@ class RateLimitMiddleware:
     ) -> list[tuple[bytes, bytes]]:
         """OpenAI's headers for each limited dimension, from its tightest check."""
         if len(dimensions) == 1:  # one subject, one dimension (the usual case): nothing to compare
-            return self._dimension_headers(dimensions[0], checks[0][1], results[0])
+            return self._dimension_headers(dimensions[0], checks[0].limit, results[0])
         best = [-1, -1]  # per dimension: the check with the least remaining
         for i, dimension in enumerate(dimensions):
             current = best[dimension]
-            if current < 0 or results[i][0] < results[current][0]:
+            if current < 0 or results[i].remaining < results[current].remaining:
                 best[dimension] = i
         headers: list[tuple[bytes, bytes]] = []
         for dimension, i in enumerate(best):
             if i >= 0:
-                headers.extend(self._dimension_headers(dimension, checks[i][1], results[i]))
+                headers.extend(self._dimension_headers(dimension, checks[i].limit, results[i]))
         return headers
 
     def _dimension_headers(
         self, dimension: int, limit: int, result: CheckResult
     ) -> list[tuple[bytes, bytes]]:
-        remaining, reset_ms, _ = result
+        remaining, reset_ms = result.remaining, result.reset_ms
         names = _HEADER_NAMES[dimension]
         # Limits repeat (a few quota values): their header is built once, in a bounded cache
         # (looked-up quotas could bring many values).
