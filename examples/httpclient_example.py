@@ -22,7 +22,7 @@ import uvicorn
 from asgi_kit._asgi.context import with_request_id
 from asgi_kit._asgi.types import Receive, Scope, Send
 from asgi_kit.httpclient import HTTPClient, NotFoundError, OpenAIClient, RetryPolicy, VirtualClock
-from asgi_kit.httpclient.fake_upstream import FakeOpenAI
+from asgi_kit.testing import FakeOpenAI
 
 fake = FakeOpenAI(token_delay=0.05)
 flaky_calls = 0

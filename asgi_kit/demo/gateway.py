@@ -39,12 +39,12 @@ from asgi_kit.errors import ProblemDetailsMiddleware
 from asgi_kit.guards import BodyLimitMiddleware, SecurityHeadersMiddleware
 from asgi_kit.health import health_app
 from asgi_kit.httpclient import OpenAIClient
-from asgi_kit.httpclient.fake_upstream import FakeOpenAI
 from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware, new_logger
 from asgi_kit.metrics import MetricsMiddleware, metrics_app, register_metrics
 from asgi_kit.ratelimit import InMemoryBackend, RateLimitBackend, RateLimitMiddleware, RedisBackend
 from asgi_kit.rbac import Permission, RequirePermission
 from asgi_kit.stack import Stack
+from asgi_kit.testing import FakeOpenAI
 
 SERVICE = "asgi-kit-demo"
 PUBLIC_PATHS = ("/livez", "/readyz", "/metrics", "/upstream/*")

@@ -18,7 +18,7 @@ def main(argv: list[str]) -> None:
 
         app = build_gateway(DemoConfig.from_env())
     else:
-        from asgi_kit.httpclient.fake_upstream import FakeOpenAI
+        from asgi_kit.testing.fake_upstream import FakeOpenAI
 
         app = FakeOpenAI(token_delay=float(argv[3]))
     if server == "uvicorn":

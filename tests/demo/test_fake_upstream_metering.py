@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from asgi_kit.httpclient.fake_upstream import FakeOpenAI
+from asgi_kit.testing.fake_upstream import FakeOpenAI
 
 
 async def test_generated_tokens_per_request_and_failure_after_k_chunks() -> None:

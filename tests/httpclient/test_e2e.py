@@ -15,7 +15,7 @@ from asgi_kit._asgi.context import TraceIds, request_id_var, trace_ids_var
 from asgi_kit._asgi.headers import scope_header
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.httpclient import HTTPClient, OpenAIClient
-from asgi_kit.httpclient.fake_upstream import FakeOpenAI
+from asgi_kit.testing.fake_upstream import FakeOpenAI
 from tests.harness.servers import Served, serve
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

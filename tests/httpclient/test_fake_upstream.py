@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asgi_kit.httpclient.fake_upstream import FakeOpenAI
+from asgi_kit.testing.fake_upstream import FakeOpenAI
 from asgi_kit.testing import make_scope, run_lifespan
 
 

@@ -21,7 +21,7 @@ from asgi_kit.httpclient import (
     OpenAIClient,
     VirtualClock,
 )
-from asgi_kit.httpclient.fake_upstream import FakeOpenAI
+from asgi_kit.testing.fake_upstream import FakeOpenAI
 from tests.harness.servers import Served, serve
 
 KEY = "sk-test-0123456789"

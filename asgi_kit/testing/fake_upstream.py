@@ -17,7 +17,7 @@ of the body, with no usage and no ``[DONE]``, as an upstream that broke mid-answ
 ``[fail-after:<k>]`` marker in the last user message does the same (it travels through any
 gateway, where a header may not).
 
-Run it alone with ``uvicorn asgi_kit.httpclient.fake_upstream:app``.
+Run it alone with ``uvicorn asgi_kit.testing.fake_upstream:app``.
 """
 
 from __future__ import annotations
@@ -349,7 +349,7 @@ async def _send_json(send: Send, status: int, payload: Any, request_id: str) -> 
     await send({"type": "http.response.body", "body": body})
 
 
-#: A ready-made instance: ``uvicorn asgi_kit.httpclient.fake_upstream:app``.
+#: A ready-made instance: ``uvicorn asgi_kit.testing.fake_upstream:app``.
 app: Final = FakeOpenAI()
 
 __all__ = ["FakeOpenAI", "SeenRequest", "app"]
