@@ -24,12 +24,12 @@ keys are never logged or echoed.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from enum import Enum
 from types import MappingProxyType
 from typing import Final
 
+from asgi_kit._asgi.challenge import bearer_challenge
 from asgi_kit._asgi.headers import header_name
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.principal import Credentials, Principal, credentials_of, set_principal
@@ -66,7 +66,6 @@ _BAD_REQUEST: Final = _Refusal.BAD_REQUEST
 _UNAVAILABLE: Final = _Refusal.UNAVAILABLE
 
 _AUTHORIZATION: Final = b"authorization"
-_REALM: Final = re.compile(r"[\x20-\x7e]{1,64}")
 _BAD_CREDENTIALS: Final = BAD_REQUEST.with_detail("Send exactly one credential, in one header")
 # OpenAI's code for a wrong key, so its clients say why; the same body for every bad credential.
 _INVALID_CREDENTIALS: Final = UNAUTHORIZED.with_detail(
@@ -120,8 +119,6 @@ class AuthMiddleware:
             api_keys = APIKeyVerifier(api_keys)
         if jwt is None and api_keys is None:
             raise ValueError("AuthMiddleware needs jwt=, api_keys= or both")
-        if not isinstance(realm, str) or _REALM.fullmatch(realm) is None or '"' in realm or "\\" in realm:
-            raise ValueError("realm must be 1-64 printable ASCII characters without quotes or backslashes")
         self.app = app
         self._jwt = jwt
         self._api_keys = api_keys
@@ -137,16 +134,15 @@ class AuthMiddleware:
         elif not isinstance(token_cache_size, int) or token_cache_size < 0:
             raise ValueError("token_cache_size must be an int >= 0")
         self._max_credential = max(jwt.config.max_token_bytes if jwt else 0, 256) + 16
-        challenge = f'Bearer realm="{realm}"'
         self._answers: dict[_Refusal, tuple[ProblemDetails, list[tuple[bytes, bytes]]]] = {
-            _NO_CREDENTIALS: (UNAUTHORIZED, [(b"www-authenticate", challenge.encode())]),
+            _NO_CREDENTIALS: (UNAUTHORIZED, [(b"www-authenticate", bearer_challenge(realm))]),
             _INVALID: (
                 _INVALID_CREDENTIALS,
-                [(b"www-authenticate", f'{challenge}, error="invalid_token"'.encode())],
+                [(b"www-authenticate", bearer_challenge(realm, error="invalid_token"))],
             ),
             _BAD_REQUEST: (
                 _BAD_CREDENTIALS,
-                [(b"www-authenticate", f'{challenge}, error="invalid_request"'.encode())],
+                [(b"www-authenticate", bearer_challenge(realm, error="invalid_request"))],
             ),
             _UNAVAILABLE: (SERVICE_UNAVAILABLE, [(b"retry-after", b"5")]),
         }
