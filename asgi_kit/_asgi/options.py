@@ -100,8 +100,11 @@ def check_callable(name: str, value: C) -> C:
     return value
 
 
-def check_instance(name: str, value: object, cls: type[T], hint: str) -> T:
-    """``value`` if it is a ``cls``; ``hint`` says what to pass instead (``"a JWTManager"``)."""
+def check_instance(name: str, value: T, cls: type | tuple[type, ...], hint: str) -> T:
+    """``value`` if it is a ``cls``; ``hint`` says what to pass instead (``"a JWTManager"``).
+
+    ``cls`` may be abstract (``Mapping``) or a runtime-checkable protocol.
+    """
     if not isinstance(value, cls):
         raise TypeError(f"{name} must be {hint}, got {type(value).__name__}")
     return value

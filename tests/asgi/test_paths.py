@@ -59,7 +59,9 @@ def test_empty_filter_is_falsy_and_cheap() -> None:
     assert repr(f) == "PathFilter([])"
 
 
-@pytest.mark.parametrize(("bad", "error"), [(["health"], ValueError), ([""], ValueError), ([None], TypeError)])
+@pytest.mark.parametrize(
+    ("bad", "error"), [(["health"], ValueError), ([""], ValueError), ([None], TypeError)]
+)
 def test_invalid_patterns_fail_at_construction(bad: list[object], error: type[Exception]) -> None:
     """Relative or non-string patterns are refused with a message naming the option."""
     with pytest.raises(error, match="exclude_paths"):
