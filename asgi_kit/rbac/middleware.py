@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Final
 
 from asgi_kit._asgi.challenge import bearer_challenge
+from asgi_kit._asgi.options import check_instance, check_str
 from asgi_kit._asgi.principal import Principal, get_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import FORBIDDEN, UNAUTHORIZED, ProblemDetails, deny_websocket, write_problem_details
@@ -111,10 +112,9 @@ def require_permission(permission: str, *, policy: Policy = DEFAULT_POLICY) -> C
 
 
 def _check_options(permission: object, policy: object) -> None:
-    if not isinstance(permission, str) or _PERMISSION.fullmatch(permission) is None:
-        raise ValueError("permission must be a permission name like 'use_models'")
-    if not isinstance(policy, Policy):
-        raise TypeError("policy must be a Policy")
+    if _PERMISSION.fullmatch(check_str("permission", permission)) is None:
+        raise ValueError(f"permission must be a permission name like 'use_models', got {permission!r}")
+    check_instance("policy", policy, Policy, "a Policy")
 
 
 __all__ = ["RequirePermission", "is_allowed", "require_permission"]
