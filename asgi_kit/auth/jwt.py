@@ -360,8 +360,8 @@ class JWTManager:
             self._kid = config.key_id or make_kid(alg, signing_public)
             self._keys[self._kid] = VerificationKey(self._kid, alg, impl, signing_public)
         for kid, material in config.verification_keys.items():
-            if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH:
-                raise ValueError("verification_keys: every kid must be a non-empty string")
+            if len(check_str("verification_keys kids", kid)) > MAX_KID_LENGTH:
+                raise ValueError(f"verification_keys kids must be at most {MAX_KID_LENGTH} characters")
             option = f"verification_keys[{kid!r}]"
             prepared = (
                 prepare_hmac_secret(alg, material, option)
