@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgi_kit._asgi.layer import Middleware
 from asgi_kit._asgi.lifespan import Hook, LifespanHooksMiddleware
+from asgi_kit._asgi.options import check_instance
 from asgi_kit.errors import ProblemDetailsMiddleware
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -32,8 +33,7 @@ def layers_from_settings(
     """The layers of the recommended stack for ``settings``; see :meth:`asgi_kit.Stack.from_settings`."""
     from asgi_kit.config import KitSettings
 
-    if not isinstance(settings, KitSettings):
-        raise TypeError("settings must be a KitSettings (see asgi_kit.config.load_settings)")
+    check_instance("settings", settings, KitSettings, "a KitSettings (see asgi_kit.config.load_settings)")
     layers: list[Middleware[Any]] = []
     on_startup: list[Hook] = []
     on_shutdown: list[Hook] = []

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, overload
 
 from asgi_kit._asgi.layer import Middleware, P
+from asgi_kit._asgi.options import check_callable, check_instance
 from asgi_kit._asgi.types import ASGIApp
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -32,11 +33,9 @@ class Stack:
     __slots__ = ("_layers",)
 
     def __init__(self, layers: Iterable[Middleware[Any]] = ()) -> None:
-        checked = tuple(layers)
-        for layer in checked:
-            if not isinstance(layer, Middleware):
-                raise TypeError(f"Stack layers must be Middleware(...) instances, got {layer!r}")
-        self._layers = checked
+        self._layers = tuple(
+            check_instance("Stack layers", layer, Middleware, "Middleware(...) instances") for layer in layers
+        )
 
     def use(
         self, factory: Callable[Concatenate[ASGIApp, P], ASGIApp], /, *args: P.args, **kwargs: P.kwargs
@@ -46,9 +45,7 @@ class Stack:
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
         """Build every layer around ``app``; the first layer ends up outermost."""
-        if not callable(app):
-            raise TypeError(f"app must be an ASGI callable, got {app!r}")
-        wrapped = app
+        wrapped = check_callable("app", app)
         for layer in reversed(self._layers):
             wrapped = layer.build(wrapped)
         return wrapped

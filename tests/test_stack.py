@@ -76,7 +76,7 @@ def test_errors_surface_at_wrap_naming_layer_and_option() -> None:
         stack.wrap(bare_app())
     with pytest.raises(TypeError, match="ProblemDetailsMiddleware: debug"):
         Stack().use(ProblemDetailsMiddleware, debug="no").wrap(bare_app())  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="app must be an ASGI callable"):
+    with pytest.raises(TypeError, match="app must be callable"):
         Stack().wrap("not an app")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Middleware"):
         Stack(["not a middleware"])  # type: ignore[list-item]

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from asgi_kit._asgi.options import check_str
 from asgi_kit._asgi.types import Scope
 
 HeaderList = Iterable[tuple[bytes, bytes]]
 
 
-def header_name(name: str) -> bytes:
-    """Normalise a configured header name to the lower-case bytes servers send."""
-    if not isinstance(name, str) or not name:
-        raise ValueError("header name must be a non-empty string")
+def header_name(name: str, *, option: str = "header name") -> bytes:
+    """Normalise a configured header name to the lower-case bytes servers send.
+
+    ``option`` names the setting in error messages (``api_key_header``, ``redact_headers``).
+    """
     try:
-        encoded = name.strip().lower().encode("ascii")
+        encoded = check_str(option, name).strip().lower().encode("ascii")
     except UnicodeEncodeError:
-        raise ValueError(f"header name {name!r} must be ASCII") from None
-    if not encoded or any(c <= 0x20 or c >= 0x7F or c in b'()<>@,;:\\"/[]?={}' for c in encoded):
-        raise ValueError(f"header name {name!r} is not a valid token")
+        raise ValueError(f"{option} {name!r} must be ASCII") from None
+    if any(c <= 0x20 or c >= 0x7F or c in b'()<>@,;:\\"/[]?={}' for c in encoded):
+        raise ValueError(f"{option} {name!r} is not a valid header name token")
     return encoded
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Concatenate, Generic, ParamSpec
 
+from asgi_kit._asgi.options import check_callable
 from asgi_kit._asgi.types import ASGIApp
 
 P = ParamSpec("P")
@@ -26,9 +27,7 @@ class Middleware(Generic[P]):
     def __init__(
         self, cls: Callable[Concatenate[ASGIApp, P], ASGIApp], *args: P.args, **kwargs: P.kwargs
     ) -> None:
-        if not callable(cls):
-            raise TypeError(f"middleware factory must be callable, got {cls!r}")
-        self.cls = cls
+        self.cls = check_callable("middleware factory", cls)
         self.args: tuple[Any, ...] = tuple(args)
         self.kwargs: dict[str, Any] = dict(kwargs)
 

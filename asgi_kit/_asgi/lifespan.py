@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Awaitable, Callable, Sequence
 
+from asgi_kit._asgi.options import check_bool, check_callable
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 Hook = Callable[[], Awaitable[object]]
@@ -46,15 +47,10 @@ class LifespanHooksMiddleware:
         on_shutdown: Sequence[Hook] = (),
         freeze_heap: bool = True,
     ) -> None:
-        for name, hooks in (("on_startup", on_startup), ("on_shutdown", on_shutdown)):
-            if not all(callable(h) for h in hooks):
-                raise TypeError(f"{name} must be a sequence of async callables")
-        if not isinstance(freeze_heap, bool):
-            raise TypeError("freeze_heap must be a bool")
         self.app = app
-        self._on_startup = tuple(on_startup)
-        self._on_shutdown = tuple(reversed(on_shutdown))
-        self._freeze_heap = freeze_heap
+        self._on_startup = tuple(check_callable("on_startup hooks", hook) for hook in on_startup)
+        self._on_shutdown = tuple(check_callable("on_shutdown hooks", hook) for hook in reversed(on_shutdown))
+        self._freeze_heap = check_bool("freeze_heap", freeze_heap)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":

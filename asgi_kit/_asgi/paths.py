@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from asgi_kit._asgi.options import check_strings
 from asgi_kit._asgi.types import Scope
 
 
@@ -20,15 +21,13 @@ class PathFilter:
 
     __slots__ = ("_exact", "_patterns", "_prefixes")
 
-    def __init__(self, paths: Iterable[str] = ()) -> None:
-        if isinstance(paths, str):
-            raise TypeError("exclude_paths must be a sequence of paths, not a single string")
+    def __init__(self, paths: Iterable[str] = (), *, option: str = "exclude_paths") -> None:
         exact: set[str] = set()
         prefixes: list[str] = []
         patterns: list[str] = []
-        for path in paths:
-            if not isinstance(path, str) or not path.startswith("/"):
-                raise ValueError(f"exclude_paths entries must be absolute paths starting with '/': {path!r}")
+        for path in check_strings(option, paths):
+            if not path.startswith("/"):
+                raise ValueError(f"{option} entries must be absolute paths starting with '/', got {path!r}")
             patterns.append(path)
             if path.endswith("/*"):
                 prefixes.append(path[:-1])

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import unquote_plus
 
+from asgi_kit._asgi.options import check_strings
+
 #: What replaces a secret wherever it would have been written.
 REDACTED: Final = "REDACTED"
 
@@ -87,16 +89,7 @@ def secret_names(option: str, extra: Iterable[str], defaults: frozenset[str]) ->
             something other than strings.
         ValueError: a name is empty.
     """
-    if isinstance(extra, str | bytes):
-        raise TypeError(f"{option} must be a collection of names, not a single string")
-    names = set()
-    for name in extra:
-        if not isinstance(name, str):
-            raise TypeError(f"{option} must hold strings, not {type(name).__name__}")
-        if not name.strip():
-            raise ValueError(f"{option} must hold non-empty names")
-        names.add(name.strip().lower())
-    return defaults | names
+    return defaults | {name.strip().lower() for name in check_strings(option, extra)}
 
 
 def redact_query_values(query: str, secrets: frozenset[str], marker: str = REDACTED) -> str:

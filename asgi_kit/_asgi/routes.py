@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
+from asgi_kit._asgi.options import check_callable
 from asgi_kit._asgi.types import Scope
 
 UNMATCHED_ROUTE: Final = "<unmatched>"
@@ -94,9 +95,7 @@ def register_route_finder(finder: RouteFinder) -> None:
     the template the router would match, or ``None``. Finders registered here are asked before
     the built-in Starlette, FastAPI and Litestar adapters.
     """
-    if not callable(finder):
-        raise TypeError("finder must be a callable taking one layer of an ASGI app")
-    if finder not in _finders:
+    if check_callable("finder", finder) not in _finders:
         _finders.insert(0, finder)
 
 

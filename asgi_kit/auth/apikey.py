@@ -21,7 +21,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import math
 import re
 import secrets
 import time
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
+from asgi_kit._asgi.options import check_callable, check_instance, check_int, check_number, check_str
 from asgi_kit.auth.errors import CredentialStoreUnavailableError, InvalidAPIKeyError
 from asgi_kit.auth.keycache import APIKeyRecordCache
 from asgi_kit.auth.stores import APIKeyEventSource, APIKeyRecord, APIKeyStore
@@ -64,9 +64,9 @@ def _checksum(body: str | bytes) -> str:
 
 
 def _check_label(name: str, value: object) -> str:
-    if not isinstance(value, str) or _LABEL.fullmatch(value) is None:
-        raise ValueError(f"{name} must match [a-z][a-z0-9]{{0,15}}")
-    return value
+    if _LABEL.fullmatch(check_str(name, value)) is None:
+        raise ValueError(f"{name} must match [a-z][a-z0-9]{{0,15}}, got {value!r}")
+    return str(value)
 
 
 def generate_api_key(prefix: str = "sk", *, environment: str = "live") -> str:
@@ -139,22 +139,6 @@ def validate_api_key(key: str | bytes, key_hash: str, *, pepper: str | bytes | N
     return hmac.compare_digest(computed, key_hash.encode("utf-8", "replace"))
 
 
-def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number of seconds >= 0 (0 disables)")
-    return float(value)
-
-
-def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0 (0 disables)")
-    return value
-
-
 class APIKeyVerifier:
     """Check a presented key against an :class:`APIKeyStore`, remembering what the store said.
 
@@ -195,33 +179,28 @@ class APIKeyVerifier:
         negative_cache_size: int = 10_000,
         negative_ttl: float = 5.0,
     ) -> None:
-        if not isinstance(store, APIKeyStore):
-            raise TypeError("store must implement APIKeyStore (get_api_key, touch_last_used)")
-        self.store = store
+        self.store = check_instance(
+            "store", store, APIKeyStore, "an APIKeyStore (async get_api_key, touch_last_used)"
+        )
         self.prefix = _check_label("prefix", prefix)
         self.environment = None if environment is None else _check_label("environment", environment)
         self._peppers: dict[int, bytes] = {}
         for version, pepper in (peppers or {}).items():
-            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-                raise ValueError("peppers: versions must be ints >= 1 (0 means no pepper)")
+            check_int("peppers versions", version, minimum=1)  # 0 means no pepper
             if len(_as_bytes(pepper)) < 32:
                 raise ValueError("peppers: each pepper must be at least 32 bytes")
             self._peppers[version] = _as_bytes(pepper)
-        if not isinstance(last_used_interval, int | float) or last_used_interval < 0:
-            raise ValueError("last_used_interval must be a number of seconds >= 0")
-        if not callable(clock):
-            raise TypeError("clock must be a callable returning seconds since the epoch")
-        self._interval = float(last_used_interval)
-        self._clock = clock
+        self._interval = check_number("last_used_interval", last_used_interval, minimum=0)
+        self._clock = check_callable("clock", clock)
         self._prefix_bytes = prefix.encode("ascii") + b"_"
         self._prefix_label = prefix.encode("ascii")
         self._environment_label = None if environment is None else environment.encode("ascii")
         self._cache = APIKeyRecordCache(
             store.get_api_key,
-            size=_count("cache_size", cache_size),
-            ttl=_seconds("cache_ttl", cache_ttl),
-            negative_size=_count("negative_cache_size", negative_cache_size),
-            negative_ttl=_seconds("negative_ttl", negative_ttl),
+            size=check_int("cache_size", cache_size, minimum=0),
+            ttl=check_number("cache_ttl", cache_ttl, minimum=0),
+            negative_size=check_int("negative_cache_size", negative_cache_size, minimum=0),
+            negative_ttl=check_number("negative_ttl", negative_ttl, minimum=0),
             clock=clock,
         )
         self._records = self._cache.records

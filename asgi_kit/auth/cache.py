@@ -21,6 +21,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
+from asgi_kit._asgi.options import check_int
+
 V = TypeVar("V")
 
 # The doorkeeper: one bit per slot, indexed by the token's hash (cached by the bytes object, and
@@ -47,9 +49,7 @@ class VerifiedTokenCache(Generic[V]):
     def __init__(
         self, maxsize: int = 10_000, *, clock: Callable[[], float] = time.time, admit_repeated: bool = True
     ) -> None:
-        if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 0:
-            raise ValueError("token_cache_size must be an int >= 0 (0 disables the cache)")
-        self._maxsize = maxsize
+        self._maxsize = check_int("token_cache_size", maxsize, minimum=0)
         self._clock = clock
         self._doorkeeper = bytearray(_DOORKEEPER_BITS // 8) if admit_repeated else None
         self._marks = 0

@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Final
 
 from asgi_kit._asgi.optional import require
+from asgi_kit._asgi.options import check_choice, check_number, check_str, check_strings
 from asgi_kit.auth._jose import strict_json_object
 from asgi_kit.auth.errors import CredentialStoreUnavailableError, MalformedTokenError
 from asgi_kit.auth.keys import (
@@ -70,20 +71,16 @@ class JWKSKeySet:
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-            raise ValueError("jwks_url must be an http(s) URL")
-        allowed = frozenset(algorithms)
+        if not check_str("jwks_url", url).startswith(("https://", "http://")):
+            raise ValueError(f"jwks_url must be an http(s) URL, got {url!r}")
+        allowed = frozenset(check_strings("JWKS algorithms", algorithms))
         if not allowed or not allowed <= ASYMMETRIC_ALGORITHMS:
             raise ValueError(f"JWKS algorithms must be a non-empty subset of {sorted(ASYMMETRIC_ALGORITHMS)}")
-        if default_algorithm is not None and default_algorithm not in allowed:
-            raise ValueError("default_algorithm must be one of the allowed JWKS algorithms")
-        for name, value in (
-            ("jwks_cache_ttl", cache_ttl),
-            ("jwks_cooldown", cooldown),
-            ("jwks_timeout", timeout),
-        ):
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
+        if default_algorithm is not None:
+            check_choice("default_algorithm", default_algorithm, sorted(allowed))
+        cache_ttl = check_number("jwks_cache_ttl", cache_ttl, exclusive_minimum=0)
+        cooldown = check_number("jwks_cooldown", cooldown, exclusive_minimum=0)
+        timeout = check_number("jwks_timeout", timeout, exclusive_minimum=0)
         # aiohttp is imported here, not with the package: it is 10 MiB of memory that a service
         # without a JWKS never uses.
         require("aiohttp", "jwt")

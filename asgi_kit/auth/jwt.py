@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from asgi_kit._asgi.options import check_choice, check_instance, check_int, check_str, check_strings
 from asgi_kit.auth._jose import b64url_decode, is_numeric_date, split_compact, strict_json_object
 from asgi_kit.auth.errors import (
     BadSignatureError,
@@ -108,27 +109,21 @@ class ProviderProfile:
     max_lifetime: int = 86_400
 
     def __post_init__(self) -> None:
-        if not isinstance(self.typ, tuple) or not all(isinstance(t, str) and t for t in self.typ):
-            raise TypeError("typ must be a tuple of non-empty strings")
+        check_instance("typ", self.typ, tuple, "a tuple of strings")
+        check_strings("typ", self.typ)
         if not self.typ and self.require_typ:
             raise ValueError("typ must not be empty when require_typ is set")
-        if not isinstance(self.roles_claim, str) or not self.roles_claim:
-            raise TypeError("roles_claim must be a non-empty string")
-        if self.org_claim is not None and (not isinstance(self.org_claim, str) or not self.org_claim):
-            raise TypeError("org_claim must be a non-empty string or None")
-        if not isinstance(self.role_map, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) and k and v for k, v in self.role_map.items()
-        ):
-            raise TypeError("role_map must map non-empty strings to non-empty strings")
-        if self.default_role is not None and (
-            not isinstance(self.default_role, str) or not self.default_role
-        ):
-            raise TypeError("default_role must be a non-empty string or None")
-        if not isinstance(self.scope_claims, tuple) or not all(
-            isinstance(c, str) and c for c in self.scope_claims
-        ):
-            raise TypeError("scope_claims must be a tuple of non-empty strings")
-        _check_int("max_lifetime", self.max_lifetime, 1, 366 * 86_400)
+        check_str("roles_claim", self.roles_claim)
+        if self.org_claim is not None:
+            check_str("org_claim", self.org_claim)
+        check_instance("role_map", self.role_map, Mapping, "a mapping of provider role to role")
+        check_strings("role_map keys", self.role_map.keys())
+        check_strings("role_map values", self.role_map.values())
+        if self.default_role is not None:
+            check_str("default_role", self.default_role)
+        check_instance("scope_claims", self.scope_claims, tuple, "a tuple of strings")
+        check_strings("scope_claims", self.scope_claims)
+        check_int("max_lifetime", self.max_lifetime, minimum=1, maximum=366 * 86_400)
 
     def accepted_typ(self) -> frozenset[str]:
         """Every accepted ``typ``, lower-cased, with and without ``application/``."""
@@ -241,20 +236,19 @@ class JWTConfig:
     provider: ProviderProfile | None = None
 
     def __post_init__(self) -> None:
-        if self.algorithm not in SUPPORTED_ALGORITHMS:
-            raise ValueError(
-                f"algorithm must be one of {sorted(SUPPORTED_ALGORITHMS)}, not {self.algorithm!r}"
-            )
-        if not isinstance(self.issuer, str) or not self.issuer:
+        check_choice("algorithm", self.algorithm, sorted(SUPPORTED_ALGORITHMS))
+        if self.issuer is None or self.issuer == "":
             raise ValueError("issuer is required (RFC 8725 §3.8)")
-        if not isinstance(self.audience, str) or not self.audience:
+        check_str("issuer", self.issuer)
+        if self.audience is None or self.audience == "":
             raise ValueError("audience is required (RFC 8725 §3.9)")
-        _check_int("leeway", self.leeway, 0, 300)
-        _check_int("access_ttl", self.access_ttl, 1, 7 * 86_400)
-        _check_int("refresh_ttl", self.refresh_ttl, 1, 366 * 86_400)
-        _check_int("max_token_bytes", self.max_token_bytes, 256, 1 << 20)
+        check_str("audience", self.audience)
+        check_int("leeway", self.leeway, minimum=0, maximum=300)
+        check_int("access_ttl", self.access_ttl, minimum=1, maximum=7 * 86_400)
+        check_int("refresh_ttl", self.refresh_ttl, minimum=1, maximum=366 * 86_400)
+        check_int("max_token_bytes", self.max_token_bytes, minimum=256, maximum=1 << 20)
         if self.max_lifetime is not None:
-            _check_int("max_lifetime", self.max_lifetime, 1, 366 * 86_400)
+            check_int("max_lifetime", self.max_lifetime, minimum=1, maximum=366 * 86_400)
         if self.algorithm in HMAC_ALGORITHMS:
             if self.secret is None:
                 raise ValueError(f"secret is required for {self.algorithm}")
@@ -267,19 +261,11 @@ class JWTConfig:
                 )
             if self.private_key is None and self.public_key is None and self.jwks_url is None:
                 raise ValueError(f"{self.algorithm} needs private_key, public_key or jwks_url")
-        if self.key_id is not None and (not isinstance(self.key_id, str) or not 0 < len(self.key_id) <= 128):
+        if self.key_id is not None and len(check_str("key_id", self.key_id)) > 128:
             raise ValueError("key_id must be a non-empty string of at most 128 characters")
-        if not isinstance(self.verification_keys, Mapping):
-            raise TypeError("verification_keys must be a mapping of kid -> key")
-        if self.provider is not None and not isinstance(self.provider, ProviderProfile):
-            raise TypeError("provider must be a ProviderProfile or None")
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+        check_instance("verification_keys", self.verification_keys, Mapping, "a mapping of kid -> key")
+        if self.provider is not None:
+            check_instance("provider", self.provider, ProviderProfile, "a ProviderProfile or None")
 
 
 class Claims(BaseModel):
@@ -343,9 +329,7 @@ class JWTManager:
         clock: Callable[[], float] = time.time,
         jwks: JWKSKeySet | None = None,
     ) -> None:
-        if not isinstance(config, JWTConfig):
-            raise TypeError("config must be a JWTConfig")
-        self.config = config
+        self.config = check_instance("config", config, JWTConfig, "a JWTConfig")
         self.revocation_store: TokenRevocationStore = revocation_store or InMemoryTokenRevocationStore()
         self.clock = clock
         self._leeway = config.leeway
@@ -376,8 +360,8 @@ class JWTManager:
             self._kid = config.key_id or make_kid(alg, signing_public)
             self._keys[self._kid] = VerificationKey(self._kid, alg, impl, signing_public)
         for kid, material in config.verification_keys.items():
-            if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH:
-                raise ValueError("verification_keys: every kid must be a non-empty string")
+            if len(check_str("verification_keys kids", kid)) > MAX_KID_LENGTH:
+                raise ValueError(f"verification_keys kids must be at most {MAX_KID_LENGTH} characters")
             option = f"verification_keys[{kid!r}]"
             prepared = (
                 prepare_hmac_secret(alg, material, option)

@@ -24,13 +24,14 @@ keys are never logged or echoed.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from enum import Enum
 from types import MappingProxyType
 from typing import Final
 
+from asgi_kit._asgi.challenge import bearer_challenge
 from asgi_kit._asgi.headers import header_name
+from asgi_kit._asgi.options import check_instance, check_int
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.principal import Credentials, Principal, credentials_of, set_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
@@ -66,7 +67,6 @@ _BAD_REQUEST: Final = _Refusal.BAD_REQUEST
 _UNAVAILABLE: Final = _Refusal.UNAVAILABLE
 
 _AUTHORIZATION: Final = b"authorization"
-_REALM: Final = re.compile(r"[\x20-\x7e]{1,64}")
 _BAD_CREDENTIALS: Final = BAD_REQUEST.with_detail("Send exactly one credential, in one header")
 # OpenAI's code for a wrong key, so its clients say why; the same body for every bad credential.
 _INVALID_CREDENTIALS: Final = UNAUTHORIZED.with_detail(
@@ -112,41 +112,37 @@ class AuthMiddleware:
         realm: str = "api",
         token_cache_size: int = 10_000,
     ) -> None:
-        if jwt is not None and not isinstance(jwt, JWTManager):
-            raise TypeError("jwt must be a JWTManager or None")
+        if jwt is not None:
+            check_instance("jwt", jwt, JWTManager, "a JWTManager or None")
         if api_keys is not None and not isinstance(api_keys, APIKeyVerifier):
-            if not isinstance(api_keys, APIKeyStore):
-                raise TypeError("api_keys must be an APIKeyStore, an APIKeyVerifier or None")
+            check_instance("api_keys", api_keys, APIKeyStore, "an APIKeyStore, an APIKeyVerifier or None")
             api_keys = APIKeyVerifier(api_keys)
         if jwt is None and api_keys is None:
             raise ValueError("AuthMiddleware needs jwt=, api_keys= or both")
-        if not isinstance(realm, str) or _REALM.fullmatch(realm) is None or '"' in realm or "\\" in realm:
-            raise ValueError("realm must be 1-64 printable ASCII characters without quotes or backslashes")
         self.app = app
         self._jwt = jwt
         self._api_keys = api_keys
-        self._key_header = header_name(api_key_header) if api_keys is not None else None
+        self._key_header = (
+            header_name(api_key_header, option="api_key_header") if api_keys is not None else None
+        )
         # An excluded request (a health check) should cost one set lookup: exact paths are tested
         # inline when there is no root_path; the filter decides the rest (subtrees, mounts).
         self._exclude = PathFilter(exclude_paths)
         self._allow_anonymous = bool(allow_anonymous)
         self._allow_options = bool(allow_options)
         self._cache: VerifiedTokenCache[_CachedToken] | None = None
-        if jwt is not None and token_cache_size:
+        if check_int("token_cache_size", token_cache_size, minimum=0) and jwt is not None:
             self._cache = VerifiedTokenCache(token_cache_size, clock=jwt.clock)
-        elif not isinstance(token_cache_size, int) or token_cache_size < 0:
-            raise ValueError("token_cache_size must be an int >= 0")
         self._max_credential = max(jwt.config.max_token_bytes if jwt else 0, 256) + 16
-        challenge = f'Bearer realm="{realm}"'
         self._answers: dict[_Refusal, tuple[ProblemDetails, list[tuple[bytes, bytes]]]] = {
-            _NO_CREDENTIALS: (UNAUTHORIZED, [(b"www-authenticate", challenge.encode())]),
+            _NO_CREDENTIALS: (UNAUTHORIZED, [(b"www-authenticate", bearer_challenge(realm))]),
             _INVALID: (
                 _INVALID_CREDENTIALS,
-                [(b"www-authenticate", f'{challenge}, error="invalid_token"'.encode())],
+                [(b"www-authenticate", bearer_challenge(realm, error="invalid_token"))],
             ),
             _BAD_REQUEST: (
                 _BAD_CREDENTIALS,
-                [(b"www-authenticate", f'{challenge}, error="invalid_request"'.encode())],
+                [(b"www-authenticate", bearer_challenge(realm, error="invalid_request"))],
             ),
             _UNAVAILABLE: (SERVICE_UNAVAILABLE, [(b"retry-after", b"5")]),
         }

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from asgi_kit._asgi.options import check_int
+
 
 @dataclass(frozen=True, slots=True)
 class APIKeyRecord:
@@ -160,9 +162,7 @@ class InMemoryTokenRevocationStore:
     """
 
     def __init__(self, *, purge_threshold: int = 10_000) -> None:
-        if not isinstance(purge_threshold, int) or purge_threshold < 1:
-            raise ValueError("purge_threshold must be a positive int")
-        self._purge_threshold = purge_threshold
+        self._purge_threshold = check_int("purge_threshold", purge_threshold, minimum=1)
         self._revoked: dict[str, datetime] = {}
         self._families: dict[str, datetime] = {}
         self._used: dict[str, datetime] = {}

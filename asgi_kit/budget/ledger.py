@@ -30,13 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from asgi_kit._asgi.options import check_int, check_number
 from asgi_kit.budget.meter import MeteredCall
 from asgi_kit.budget.record import UsageRecord
 from asgi_kit.budget.spool import LedgerFullError, Spool
@@ -71,10 +71,8 @@ class BudgetStoreSink:
     """
 
     def __init__(self, store: BudgetStore, *, remember: int = 1_000_000) -> None:
-        if isinstance(remember, bool) or not isinstance(remember, int) or remember < 1:
-            raise ValueError("remember must be a positive int")
         self._store = store
-        self._remember = remember
+        self._remember = check_int("remember", remember, minimum=1)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self.calls = 0
         self.dropped = 0
@@ -140,22 +138,6 @@ class LedgerHealth:
     detail: str | None = None
 
 
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds")
-    return float(value)
-
-
-def _count(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}")
-    return value
-
-
 class UsageLedger:
     """Settled usage on its way to a :class:`UsageSink`, never lost on the way.
 
@@ -195,17 +177,17 @@ class UsageLedger:
             raise TypeError("sink must have an async write_batch(records) method")
         self._sink = sink
         self._spool = Spool(spool_path, max_bytes=max_spool_bytes)
-        self._max_batch = _count("max_batch", max_batch)
-        self._max_delay = _positive("max_delay", max_delay)
-        self._spool_after = _positive("spool_after", spool_after)
-        self._write_timeout = _positive("write_timeout", write_timeout)
-        self._retry_initial = _positive("retry_initial", retry_initial)
-        self._retry_max = _positive("retry_max", retry_max)
+        self._max_batch = check_int("max_batch", max_batch, minimum=1)
+        self._max_delay = check_number("max_delay", max_delay, exclusive_minimum=0)
+        self._spool_after = check_number("spool_after", spool_after, exclusive_minimum=0)
+        self._write_timeout = check_number("write_timeout", write_timeout, exclusive_minimum=0)
+        self._retry_initial = check_number("retry_initial", retry_initial, exclusive_minimum=0)
+        self._retry_max = check_number("retry_max", retry_max, exclusive_minimum=0)
         if self._retry_max < self._retry_initial:
             raise ValueError("retry_max must be >= retry_initial")
-        self._max_pending = _count("max_pending", max_pending)
-        self.drain_timeout = _positive("drain_timeout", drain_timeout)
-        self.max_drains = _count("max_drains", max_drains, minimum=0)
+        self._max_pending = check_int("max_pending", max_pending, minimum=1)
+        self.drain_timeout = check_number("drain_timeout", drain_timeout, exclusive_minimum=0)
+        self.max_drains = check_int("max_drains", max_drains, minimum=0)
         self._pending: deque[UsageRecord] = deque()
         self._wake = asyncio.Event()
         self._full = asyncio.Event()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
+from asgi_kit._asgi.options import check_int, check_number
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.principal import get_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
@@ -99,20 +100,9 @@ class BudgetMiddleware:
     ) -> None:
         if not callable(getattr(store, "get_budget", None)):
             raise TypeError("store must be a BudgetStore (an object with async get_budget(org_id))")
-        if isinstance(cache_ttl, bool) or not isinstance(cache_ttl, int | float):
-            raise TypeError("cache_ttl must be a number of seconds")
-        if not math.isfinite(cache_ttl) or not 0 <= cache_ttl <= 60:
-            raise ValueError("cache_ttl must be between 0 and 60 seconds")
-        if (
-            isinstance(cache_max_entries, bool)
-            or not isinstance(cache_max_entries, int)
-            or cache_max_entries < 1
-        ):
-            raise ValueError("cache_max_entries must be a positive int")
-        if isinstance(unavailable_retry_after, bool) or not isinstance(unavailable_retry_after, int):
-            raise TypeError("unavailable_retry_after must be an int number of seconds")
-        if unavailable_retry_after < 0:
-            raise ValueError("unavailable_retry_after must not be negative")
+        check_number("cache_ttl", cache_ttl, minimum=0, maximum=60)
+        check_int("cache_max_entries", cache_max_entries, minimum=1)
+        check_int("unavailable_retry_after", unavailable_retry_after, minimum=0)
         self.app = app
         self._store = store
         self._cache = BudgetCache(float(cache_ttl), cache_max_entries, clock)
@@ -128,7 +118,7 @@ class BudgetMiddleware:
         if isinstance(openai_error_format, bool):
             self._openai_paths = PathFilter(())
         else:
-            self._openai_paths = PathFilter(openai_error_format)
+            self._openai_paths = PathFilter(openai_error_format, option="openai_error_format")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._exclude.matches(scope):

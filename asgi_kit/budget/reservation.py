@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from typing import Final, NoReturn
 
 from asgi_kit._asgi.exceptions import AsgiKitError
+from asgi_kit._asgi.options import check_int, check_number, check_str
 from asgi_kit.budget.store import BudgetLeaseStore
 
 logger = logging.getLogger("asgi_kit.budget")
@@ -203,15 +204,8 @@ def default_holder() -> str:
     return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def _seconds(name: str, value: object, *, allow_zero: bool, maximum: float = 86_400.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero) or value > maximum:
-        low = "0" if allow_zero else "more than 0"
-        raise ValueError(f"{name} must be between {low} and {maximum:g} seconds")
-    return float(value)
-
-
+# Runs per reservation, on the request's path: kept inline (options.check_int is for
+# construction and also tests a maximum); the same rule, TypeError then ValueError.
 def _tokens(name: str, value: object, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int number of tokens")
@@ -263,20 +257,20 @@ class BudgetReservations:
     ) -> None:
         if not callable(getattr(store, "lease", None)) or not callable(getattr(store, "release", None)):
             raise TypeError("store must be a BudgetLeaseStore (async lease(...) and release(...))")
-        self._lease_tokens = _tokens("lease_tokens", lease_tokens, minimum=1)
-        self._lease_ttl = _seconds("lease_ttl", lease_ttl, allow_zero=False, maximum=3600.0)
+        self._lease_tokens = check_int("lease_tokens", lease_tokens, minimum=1)
+        self._lease_ttl = check_number("lease_ttl", lease_ttl, exclusive_minimum=0, maximum=3600)
         self._idle_return = (
-            None if idle_return is None else _seconds("idle_return", idle_return, allow_zero=True)
+            None
+            if idle_return is None
+            else check_number("idle_return", idle_return, minimum=0, maximum=86_400)
         )
-        self._recording_delay = _seconds("recording_delay", recording_delay, allow_zero=True)
+        self._recording_delay = check_number("recording_delay", recording_delay, minimum=0, maximum=86_400)
         if self._recording_delay >= self._lease_ttl:
             # settled usage is held in the lease until it is surely recorded: the lease must outlive it
             raise ValueError("recording_delay must be shorter than lease_ttl")
-        self._refusal_ttl = _seconds("refusal_ttl", refusal_ttl, allow_zero=True, maximum=60.0)
-        self._default_max_tokens = _tokens("default_max_tokens", default_max_tokens, minimum=1)
-        if holder is not None and not isinstance(holder, str):
-            raise TypeError("holder must be a string")
-        if holder is not None and not 0 < len(holder) <= 200:
+        self._refusal_ttl = check_number("refusal_ttl", refusal_ttl, minimum=0, maximum=60)
+        self._default_max_tokens = check_int("default_max_tokens", default_max_tokens, minimum=1)
+        if holder is not None and len(check_str("holder", holder)) > 200:
             raise ValueError("holder must be a non-empty string of at most 200 characters")
         self.holder = holder or default_holder()
         self._store = store

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from asgi_kit._asgi.exceptions import AsgiKitError
+from asgi_kit._asgi.options import check_instance, check_int
 
 logger = logging.getLogger("asgi_kit.budget")
 
@@ -105,12 +106,8 @@ class Spool:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = 64 << 20) -> None:
-        if not isinstance(path, str | os.PathLike):
-            raise TypeError("spool_path must be a str or a path")
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
-            raise TypeError("max_bytes must be an int")
-        if max_bytes < 1024:
-            raise ValueError("max_bytes must be at least 1024")
+        check_instance("spool_path", path, (str, os.PathLike), "a str or a path")
+        check_int("max_bytes", max_bytes, minimum=1024)
         self._requested = Path(path)
         self.max_bytes = max_bytes
         self.path: Path | None = None

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import psycopg
 from pydantic import SecretStr
 
+from asgi_kit._asgi.options import check_number, check_str
 from asgi_kit.database.postgres import postgres_conninfo
 
 if TYPE_CHECKING:
@@ -44,14 +45,6 @@ API_KEY_EVENTS_CHANNEL: Final = "asgi_kit_api_keys"
 #: the payload meaning "every key may have changed" (sent after a TRUNCATE)
 ALL_KEYS: Final = "*"
 _NOT_CONNECTED: Final = (psycopg.Error, OSError, TimeoutError)
-
-
-def _seconds(name: str, value: object, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a finite number of seconds {'> 0' if positive else '>= 0'}")
-    return float(value)
 
 
 class APIKeyEventListener:
@@ -90,19 +83,19 @@ class APIKeyEventListener:
         if not targets or not all(_is_invalidator(target) for target in targets):
             raise TypeError("invalidators must be one or more objects with invalidate() and invalidate_all()")
         self._invalidators: tuple[APIKeyInvalidator, ...] = tuple(targets)
-        if (
-            not isinstance(application_name, str)
-            or not application_name.isprintable()
-            or len(application_name) > 63
-        ):
-            raise ValueError("application_name must be printable and at most 63 characters")
+        check_str("application_name", application_name, allow_empty=True)
+        if not application_name.isprintable() or len(application_name) > 63:
+            raise ValueError(
+                f"application_name must be printable and at most 63 characters, got {application_name!r}"
+            )
         self.application_name = application_name
-        self._ping = _seconds("ping_interval", ping_interval)
-        self._delay = _seconds("reconnect_delay", reconnect_delay)
-        self._max_delay = _seconds("max_reconnect_delay", max_reconnect_delay)
+        self._ping = check_number("ping_interval", ping_interval, exclusive_minimum=0)
+        self._delay = check_number("reconnect_delay", reconnect_delay, exclusive_minimum=0)
+        self._max_delay = check_number("max_reconnect_delay", max_reconnect_delay, exclusive_minimum=0)
         if self._max_delay < self._delay:
             raise ValueError("max_reconnect_delay must be >= reconnect_delay")
-        self._connect_timeout = max(math.ceil(_seconds("connect_timeout", connect_timeout)), 1)
+        connect_seconds = check_number("connect_timeout", connect_timeout, exclusive_minimum=0)
+        self._connect_timeout = max(math.ceil(connect_seconds), 1)
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()  # bound to a loop on first wait, not here
         self.connections = 0

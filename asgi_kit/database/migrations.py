@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from yoyo import get_backend, read_migrations
 from yoyo.exceptions import LockTimeout
 
+from asgi_kit._asgi.options import check_number
 from asgi_kit.database.errors import DatabaseUnavailableError, MigrationError, MigrationLockError
 from asgi_kit.database.url import postgres_conninfo
 
@@ -84,10 +85,10 @@ def run_migrations(
         MigrationLockError: the lock was not free within ``lock_timeout`` (the message names the fix).
         MigrationError: a migration failed (it was rolled back).
         DatabaseUnavailableError: the database could not be reached.
-        ValueError: a bad URL or ``migrations_path``.
+        TypeError: an option of the wrong type.
+        ValueError: a bad URL, ``lock_timeout`` or ``migrations_path``.
     """
-    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int | float) or not lock_timeout > 0:
-        raise ValueError("lock_timeout must be a positive number of seconds")
+    check_number("lock_timeout", lock_timeout, exclusive_minimum=0)
     migrations = _migrations(migrations_path)
     url = yoyo_url(database_url)
     guard = _guard(database_url, lock_timeout)

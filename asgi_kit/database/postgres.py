@@ -23,22 +23,12 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import SecretStr
 
+from asgi_kit._asgi.options import check_int, check_number
 from asgi_kit.database.errors import DatabaseUnavailableError
 from asgi_kit.database.url import postgres_conninfo, redact_url
 from asgi_kit.health import HealthStatus
 
 PostgresPool: TypeAlias = "AsyncConnectionPool[psycopg.AsyncConnection[Any]]"
-
-
-def _positive(name: str, value: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive number of seconds")
-    return float(value)
 
 
 def create_postgres_pool(
@@ -72,17 +62,16 @@ def create_postgres_pool(
         connection_kwargs: extra ``psycopg.AsyncConnection.connect`` keyword arguments.
     """
     conninfo = postgres_conninfo(database_url)
-    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0:
-        raise ValueError("min_size must be a non-negative int")
-    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < max(min_size, 1):
-        raise ValueError("max_size must be an int >= max(min_size, 1)")
-    if isinstance(max_waiting, bool) or not isinstance(max_waiting, int) or max_waiting < 0:
-        raise ValueError("max_waiting must be a non-negative int")
+    check_int("min_size", min_size, minimum=0)
+    check_int("max_size", max_size, minimum=max(min_size, 1))
+    check_int("max_waiting", max_waiting, minimum=0)
     # Autocommit: every store method is one statement, so an implicit BEGIN and a COMMIT on
     # return would add two round trips to each (measured: 4 round trips per budget read, 2 with
     # autocommit). Multi-statement work uses ``async with conn.transaction():`` explicitly.
     kwargs: dict[str, Any] = {
-        "connect_timeout": max(math.ceil(_positive("connect_timeout", connect_timeout)), 1),
+        "connect_timeout": max(
+            math.ceil(check_number("connect_timeout", connect_timeout, exclusive_minimum=0)), 1
+        ),
         "autocommit": True,
     }
     kwargs.update(connection_kwargs or {})
@@ -94,10 +83,10 @@ def create_postgres_pool(
         open=False,
         check=AsyncConnectionPool.check_connection,
         name=name,
-        timeout=_positive("timeout", timeout),
+        timeout=check_number("timeout", timeout, exclusive_minimum=0),
         max_waiting=max_waiting,
-        max_lifetime=_positive("max_lifetime", max_lifetime),
-        max_idle=_positive("max_idle", max_idle),
+        max_lifetime=check_number("max_lifetime", max_lifetime, exclusive_minimum=0),
+        max_idle=check_number("max_idle", max_idle, exclusive_minimum=0),
     )
 
 
@@ -108,7 +97,7 @@ async def open_postgres_pool(pool: PostgresPool, *, timeout: float | None = None
         DatabaseUnavailableError: the database could not be reached in ``timeout`` seconds
             (default: the pool's checkout timeout); the pool is closed again.
     """
-    wait = _positive("timeout", timeout) if timeout is not None else pool.timeout
+    wait = check_number("timeout", timeout, exclusive_minimum=0) if timeout is not None else pool.timeout
     try:
         await pool.open(wait=True, timeout=wait)
         async with pool.connection(timeout=wait) as conn:
@@ -158,7 +147,7 @@ async def check_database_health(pool: PostgresPool, *, timeout: float = 2.0) -> 
     For ``health_app(checks={"database": lambda: check_database_health(pool)})``. The detail of
     a failure is a fixed phrase, never the driver's message.
     """
-    limit = _positive("timeout", timeout)
+    limit = check_number("timeout", timeout, exclusive_minimum=0)
     started = time.perf_counter()
     try:
         async with asyncio.timeout(limit):

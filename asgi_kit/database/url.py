@@ -10,14 +10,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from asgi_kit._asgi.options import check_instance
 from asgi_kit._asgi.redaction import REDACTED
 
 _SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
 def _raw_url(database_url: str | SecretStr) -> str:
+    check_instance("database_url", database_url, (str, SecretStr), "a postgresql:// URL (str or SecretStr)")
     raw = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
-    if not isinstance(raw, str) or not raw.startswith(_SCHEMES):
+    if not raw.startswith(_SCHEMES):
         # The URL itself is never echoed: it may hold a password.
         raise ValueError("database_url must be a postgresql:// URL")
     return raw

@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Awaitable, Sequence
 
 from asgi_kit._asgi.context import get_request_id, scope_request_id
+from asgi_kit._asgi.options import check_bool
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.errors.openai import ERROR_FORMAT_KEY, OPENAI_FORMAT
@@ -55,20 +56,11 @@ class ProblemDetailsMiddleware:
         logger: logging.Logger | None = None,
         openai_paths: Sequence[str] = (),
     ) -> None:
-        if not isinstance(debug, bool):
-            raise TypeError("debug must be a bool")
-        if not isinstance(reraise, bool):
-            raise TypeError("reraise must be a bool")
         self.app = app
-        self._debug = debug
-        self._reraise = reraise
+        self._debug = check_bool("debug", debug)
+        self._reraise = check_bool("reraise", reraise)
         self._logger = logger or globals()["logger"]
-        if isinstance(openai_paths, str):
-            raise TypeError("openai_paths must be a sequence of paths, not a single string")
-        try:
-            paths = PathFilter(openai_paths)
-        except ValueError as exc:
-            raise ValueError(f"openai_paths: {exc}") from None
+        paths = PathFilter(openai_paths, option="openai_paths")
         # None without patterns: an app with no OpenAI routes pays one attribute test per request.
         self._openai_paths = paths if paths else None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from asgi_kit._asgi.options import check_int
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.errors import BAD_REQUEST, PAYLOAD_TOO_LARGE, ProblemError, write_problem_details
@@ -95,10 +96,7 @@ class BodyLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, max_body_size: int, exclude_paths: Sequence[str] = ()) -> None:
-        if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
-            raise TypeError(f"max_body_size must be an int (bytes), got {type(max_body_size).__name__}")
-        if max_body_size <= 0:
-            raise ValueError(f"max_body_size must be > 0 bytes, got {max_body_size!r}")
+        check_int("max_body_size", max_body_size, minimum=1)
         self.app = app
         self._max = max_body_size
         self._exclude = PathFilter(exclude_paths)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from asgi_kit._asgi.headers import header_name
+from asgi_kit._asgi.options import check_bool, check_instance
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -80,10 +81,9 @@ class SecurityHeadersMiddleware:
         extra_headers: Mapping[str, str] | None = None,
         exclude_paths: Sequence[str] = (),
     ) -> None:
-        if not isinstance(hsts_https_only, bool):
-            raise TypeError("hsts_https_only must be a bool")
-        if extra_headers is not None and not isinstance(extra_headers, Mapping):
-            raise TypeError("extra_headers must be a mapping of header name to value")
+        check_bool("hsts_https_only", hsts_https_only)
+        if extra_headers is not None:
+            check_instance("extra_headers", extra_headers, Mapping, "a mapping of header name to value")
         options = {
             b"x-content-type-options": ("content_type_options", content_type_options),
             b"referrer-policy": ("referrer_policy", referrer_policy),
@@ -96,11 +96,7 @@ class SecurityHeadersMiddleware:
         }
         named = {name: _encode(option, value) for name, (option, value) in options.items()}
         for name, value in (extra_headers or {}).items():
-            try:
-                raw_name = header_name(name)
-            except ValueError as exc:
-                raise ValueError(f"extra_headers: {exc}") from None
-            named[raw_name] = _encode(f"extra_headers[{name!r}]", value)
+            named[header_name(name, option="extra_headers")] = _encode(f"extra_headers[{name!r}]", value)
         headers = tuple((name, value) for name, value in named.items() if value is not None)
         hsts_value = _encode("hsts", hsts)
         hsts_header = () if hsts_value is None else ((b"strict-transport-security", hsts_value),)

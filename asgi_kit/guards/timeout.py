@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Sequence
 from typing import Any, Final
 
 from asgi_kit._asgi.context import get_request_id, scope_request_id
+from asgi_kit._asgi.options import check_number
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.errors import GATEWAY_TIMEOUT, write_problem_details
@@ -58,10 +58,7 @@ class TimeoutMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, timeout: float, exclude_paths: Sequence[str] = ()) -> None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-            raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
-        if not math.isfinite(timeout) or timeout <= 0:
-            raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+        check_number("timeout", timeout, exclusive_minimum=0)
         self.app = app
         self._timeout = float(timeout)
         self._exclude = PathFilter(exclude_paths)

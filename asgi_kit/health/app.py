@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from asgi_kit._asgi.lifespan import answer_lifespan
+from asgi_kit._asgi.options import check_callable, check_number, check_str
 from asgi_kit._asgi.paths import route_path
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import METHOD_NOT_ALLOWED, NOT_FOUND, SERVICE_UNAVAILABLE, write_problem_details
@@ -76,29 +76,21 @@ def health_app(
         readiness_path: path of the readiness probe (relative to ``root_path``).
 
     Raises:
-        TypeError: a check is not callable.
+        TypeError: an option has the wrong type (a check that is not callable, a path that is
+            not a ``str``).
         ValueError: ``timeout`` is not a positive number, or a path is not absolute or both are equal.
     """
     named = dict(checks or {})
     for name, check in named.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError("checks keys must be non-empty check names")
-        if not callable(check):
-            raise TypeError(f"checks[{name!r}] must be an async callable")
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise ValueError("timeout must be a positive number of seconds")
+        check_str("checks keys", name)
+        check_callable(f"checks[{name!r}]", check)
+    limit = check_number("timeout", timeout, exclusive_minimum=0)
     for option, path in (("liveness_path", liveness_path), ("readiness_path", readiness_path)):
-        if not isinstance(path, str) or not path.startswith("/") or (len(path) > 1 and path.endswith("/")):
+        if not check_str(option, path).startswith("/") or (len(path) > 1 and path.endswith("/")):
             raise ValueError(f"{option} must be an absolute path starting with '/' without a trailing '/'")
     if liveness_path == readiness_path:
         raise ValueError("liveness_path and readiness_path must differ")
     items = tuple(named.items())
-    limit = float(timeout)
 
     async def readiness(scope: Scope, send: Send) -> None:
         results = await asyncio.gather(*(run_check(name, check, limit) for name, check in items))

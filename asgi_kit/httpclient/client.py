@@ -46,6 +46,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from asgi_kit._asgi.context import get_request_id, get_trace_ids
+from asgi_kit._asgi.options import check_callable, check_instance, check_int, check_number
 from asgi_kit.httpclient.errors import (
     AttemptTimeout,
     ConnectError,
@@ -56,7 +57,7 @@ from asgi_kit.httpclient.errors import (
     TooManyRedirects,
     TransportError,
 )
-from asgi_kit.httpclient.policy import Clock, Limits, RetryPolicy, SystemClock, Timeouts, _check_seconds
+from asgi_kit.httpclient.policy import Clock, Limits, RetryPolicy, SystemClock, Timeouts
 from asgi_kit.httpclient.response import AttemptRecord, Response, StreamResponse
 from asgi_kit.httpclient.retry_after import retry_after_seconds, should_retry_hint
 from asgi_kit.httpclient.spans import CallSpans, ClientSpans, error_type_of
@@ -144,25 +145,26 @@ class HTTPClient:
         propagate_context: bool = True,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise TypeError("retry must be a RetryPolicy")
+        if retry is not None:
+            check_instance("retry", retry, RetryPolicy, "a RetryPolicy")
         policy = retry or RetryPolicy()
         if max_retries is not None:
             policy = replace(policy, max_retries=max_retries)
         if max_retry_after is not None:
             policy = replace(policy, max_retry_after=max_retry_after)
-        _check_seconds("deadline", deadline, allow_none=True)
-        if isinstance(max_redirects, bool) or not isinstance(max_redirects, int) or max_redirects < 0:
-            raise ValueError(f"max_redirects must be an int >= 0, got {max_redirects!r}")
-        if on_attempt is not None and not callable(on_attempt):
-            raise TypeError("on_attempt must be callable")
-        if limits is not None and not isinstance(limits, Limits):
-            raise TypeError("limits must be a Limits")
+        if deadline is not None:
+            check_number("deadline", deadline, exclusive_minimum=0)
+        check_int("max_redirects", max_redirects, minimum=0)
+        if on_attempt is not None:
+            check_callable("on_attempt", on_attempt)
+        if limits is not None:
+            check_instance("limits", limits, Limits, "a Limits")
         if tracer_provider is not None:
             from opentelemetry.trace import TracerProvider as _Provider  # given one: the API is there
 
-            if not isinstance(tracer_provider, _Provider):
-                raise TypeError("tracer_provider must be an opentelemetry TracerProvider or None")
+            check_instance(
+                "tracer_provider", tracer_provider, _Provider, "an opentelemetry TracerProvider or None"
+            )
         self._base_url = URL(base_url) if base_url else None
         if self._base_url is not None and not self._base_url.is_absolute():
             raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from asgi_kit._asgi.options import check_str
 from asgi_kit.httpclient.client import HTTPClient
 from asgi_kit.httpclient.errors import HTTPClientError, RetryAfterTooLong, TimeoutException
 from asgi_kit.httpclient.openai_errors import (
@@ -140,10 +141,10 @@ class OpenAIClient:
         tracer_provider: TracerProvider | None = None,
         http_client: HTTPClient | None = None,
     ) -> None:
-        if not base_url:
+        if not check_str("base_url", base_url, allow_empty=True):
             raise ValueError("base_url must be the API root, e.g. 'https://api.openai.com/v1'")
-        if api_key is not None and (not isinstance(api_key, str) or not api_key):
-            raise ValueError("api_key must be a non-empty string or None")
+        if api_key is not None:
+            check_str("api_key", api_key)
         self._base = base_url.rstrip("/")
         self._api_key = api_key
         self._headers = dict(headers or {})

@@ -9,13 +9,14 @@ between retries, and its deadline runs on virtual time.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 
 import backoff
+
+from asgi_kit._asgi.options import check_callable, check_int, check_number
 
 if TYPE_CHECKING:
     from asgi_kit.httpclient.response import Response
@@ -24,19 +25,6 @@ if TYPE_CHECKING:
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 #: Statuses that mean "try again": timeout, rate limit, and the transient server errors.
 RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def _check_seconds(
-    name: str, value: float | None, *, allow_none: bool = False, allow_zero: bool = False
-) -> None:
-    if value is None:
-        if allow_none:
-            return
-        raise TypeError(f"{name} must be a number of seconds, not None")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +56,13 @@ class RetryPolicy:
     give_up: Callable[[Response], bool] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
-            raise TypeError(f"max_retries must be an int, got {type(self.max_retries).__name__}")
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
-        _check_seconds("backoff_base", self.backoff_base, allow_zero=True)
-        _check_seconds("backoff_max", self.backoff_max, allow_zero=True)
-        _check_seconds("max_retry_after", self.max_retry_after, allow_zero=True)
-        if not callable(self.jitter):
-            raise TypeError("jitter must be callable")
-        if self.give_up is not None and not callable(self.give_up):
-            raise TypeError("give_up must be callable or None")
+        check_int("max_retries", self.max_retries, minimum=0)
+        check_number("backoff_base", self.backoff_base, minimum=0)
+        check_number("backoff_max", self.backoff_max, minimum=0)
+        check_number("max_retry_after", self.max_retry_after, minimum=0)
+        check_callable("jitter", self.jitter)
+        if self.give_up is not None:
+            check_callable("give_up", self.give_up)
         object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))
         object.__setattr__(self, "retry_methods", frozenset(m.upper() for m in self.retry_methods))
 
@@ -105,9 +89,10 @@ class Timeouts:
     read: float | None = None
 
     def __post_init__(self) -> None:
-        _check_seconds("timeout", self.attempt)
-        _check_seconds("connect_timeout", self.connect)
-        _check_seconds("read_timeout", self.read, allow_none=True)
+        check_number("timeout", self.attempt, exclusive_minimum=0)
+        check_number("connect_timeout", self.connect, exclusive_minimum=0)
+        if self.read is not None:
+            check_number("read_timeout", self.read, exclusive_minimum=0)
 
     @property
     def stream_read(self) -> float:
@@ -130,11 +115,9 @@ class Limits:
     keepalive_expiry: float = 15.0
 
     def __post_init__(self) -> None:
-        for name in ("max_connections", "max_connections_per_host"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        _check_seconds("keepalive_expiry", self.keepalive_expiry)
+        check_int("max_connections", self.max_connections, minimum=0)
+        check_int("max_connections_per_host", self.max_connections_per_host, minimum=0)
+        check_number("keepalive_expiry", self.keepalive_expiry, exclusive_minimum=0)
 
 
 class Clock(Protocol):

@@ -23,6 +23,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 
 from asgi_kit._asgi.context import request_id_var, trace_ids_var
+from asgi_kit._asgi.options import check_str
 from asgi_kit.logging.redaction import redact_url_credentials
 
 #: The fields every line starts with, in this order.
@@ -286,8 +287,7 @@ def new_logger(
         ValueError: an empty ``service``, an unknown ``level``, or a static field that would
             overwrite a core field.
     """
-    if not isinstance(service, str) or not service:
-        raise ValueError("service must be a non-empty string")
+    check_str("service", service)
     numeric_level = resolve_level(level)
     formatter = JsonLogFormatter(service, static_fields)  # validates the static fields
     if stream is not None and not callable(getattr(stream, "write", None)):

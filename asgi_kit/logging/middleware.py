@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from asgi_kit._asgi.context import TraceIds, request_id_var, scope_request_id, trace_ids_var
 from asgi_kit._asgi.headers import header_name
+from asgi_kit._asgi.options import check_callable, check_instance, check_int, check_str, check_strings
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.principal import Principal
 from asgi_kit._asgi.redaction import secret_names
@@ -103,18 +104,13 @@ class LoggingMiddleware:
         route_resolver: RouteResolver | None = None,
         max_field_length: int = 1024,
     ) -> None:
-        if not isinstance(logger, logging.Logger):
-            raise TypeError("logger must be a logging.Logger (for example from asgi_kit.logging.new_logger)")
-        if not isinstance(message, str):
-            raise TypeError("message must be a str")
-        if (
-            isinstance(max_field_length, bool)
-            or not isinstance(max_field_length, int)
-            or max_field_length < 32
-        ):
-            raise ValueError("max_field_length must be an int >= 32")
-        if route_resolver is not None and not callable(route_resolver):
-            raise TypeError("route_resolver must be a callable taking the scope")
+        check_instance(
+            "logger", logger, logging.Logger, "a logging.Logger (from asgi_kit.logging.new_logger, say)"
+        )
+        check_str("message", message, allow_empty=True)
+        check_int("max_field_length", max_field_length, minimum=32)
+        if route_resolver is not None:
+            check_callable("route_resolver", route_resolver)
         self.app = app
         self._logger = logger
         self._level = resolve_level(level)
@@ -471,22 +467,10 @@ class _RecordMaker:
         return record
 
 
-def _strings(option: str, values: Sequence[str]) -> list[str]:
-    if isinstance(values, str):
-        raise TypeError(f"{option} must be a sequence of strings, not a single string")
-    out = []
-    for value in values:
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"{option} entries must be non-empty strings: {value!r}")
-        out.append(value)
-    return out
-
-
 def _names(option: str, values: Sequence[str]) -> frozenset[str]:
-    try:
-        return frozenset(header_name(value).decode("ascii") for value in _strings(option, values))
-    except ValueError as exc:
-        raise ValueError(f"{option}: {exc}") from None
+    return frozenset(
+        header_name(name, option=option).decode("ascii") for name in check_strings(option, values)
+    )
 
 
 __all__ = ["CLIENT_CLOSED_REQUEST", "LoggingMiddleware"]

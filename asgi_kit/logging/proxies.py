@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Final
 
+from asgi_kit._asgi.options import check_strings
+
 # At most this many trailing bytes of X-Forwarded-For are read: the client is found from the
 # right, and a longer header is an attack on our CPU, not a real proxy chain.
 MAX_FORWARDED_BYTES: Final = 2048
@@ -25,17 +27,12 @@ class TrustedProxies:
     __slots__ = ("_addresses", "_any", "_networks", "_source")
 
     def __init__(self, entries: Sequence[str] = ()) -> None:
-        if isinstance(entries, str):
-            raise TypeError(
-                "trusted_proxies must be a sequence of addresses or networks, not a single string"
-            )
+        source = check_strings("trusted_proxies", entries)
         addresses: set[str] = set()
         networks: list[_Network] = []
         any_peer = False
-        for entry in entries:
-            if not isinstance(entry, str):
-                raise TypeError(f"trusted_proxies entries must be strings: {entry!r}")
-            entry = entry.strip()
+        for raw in source:
+            entry = raw.strip()
             if entry == "*":
                 any_peer = True
             elif "/" in entry:
@@ -51,7 +48,7 @@ class TrustedProxies:
         self._addresses = frozenset(addresses)
         self._networks = tuple(networks)
         self._any = any_peer
-        self._source = tuple(entries)
+        self._source = source
 
     def __bool__(self) -> bool:
         return self._any or bool(self._addresses) or bool(self._networks)

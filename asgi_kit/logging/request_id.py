@@ -14,6 +14,7 @@ from typing import Final
 
 from asgi_kit._asgi.context import REQUEST_ID_STATE_KEY, request_id_var
 from asgi_kit._asgi.headers import header_name
+from asgi_kit._asgi.options import check_bool, check_callable
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -94,19 +95,10 @@ class RequestIDMiddleware:
         exclude_paths: Sequence[str] = (),
         generator: Callable[[], str] = new_request_id,
     ) -> None:
-        if not isinstance(header, str) or not header:
-            raise ValueError("header must be a non-empty header name")
-        try:
-            encoded = header_name(header)
-        except ValueError as exc:
-            raise ValueError(f"header: {exc}") from None
-        if not isinstance(trust_incoming, bool):
-            raise TypeError("trust_incoming must be a bool")
-        if not callable(generator):
-            raise TypeError("generator must be a callable returning a str")
         self.app = app
-        self._header = encoded  # the hot path compares bytes
-        self._trust_incoming = trust_incoming
+        self._header = header_name(header, option="header")  # the hot path compares bytes
+        self._trust_incoming = check_bool("trust_incoming", trust_incoming)
+        check_callable("generator", generator)
         self._exclude = PathFilter(exclude_paths)
         self._generator = generator
         self._default_generator = generator is new_request_id

@@ -24,6 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from asgi_kit._asgi.headers import get_header
 from asgi_kit._asgi.lifespan import answer_lifespan
+from asgi_kit._asgi.options import check_instance
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -147,8 +148,8 @@ def metrics_app(
         ValueError: no registry in single-process mode, or the multiprocess directory is missing.
         TypeError: ``registry`` is not a ``CollectorRegistry``.
     """
-    if registry is not None and not isinstance(registry, CollectorRegistry):
-        raise TypeError(f"registry must be a prometheus_client CollectorRegistry, got {registry!r}")
+    if registry is not None:
+        check_instance("registry", registry, CollectorRegistry, "a prometheus_client CollectorRegistry")
     directory = os.fspath(multiprocess_dir) if multiprocess_dir is not None else os.environ.get(MULTIPROC_ENV)
     if directory:
         if not Path(directory).is_dir():

@@ -28,6 +28,7 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import values as _values
 
+from asgi_kit._asgi.options import check_instance, check_int, check_number, check_str, check_strings
 from asgi_kit.metrics.collector import HTTPCollector, LocalSeries
 
 #: OpenTelemetry's advisory bucket boundaries for ``http.server.request.duration`` (seconds).
@@ -286,28 +287,26 @@ def register_metrics(
         ValueError: an option is out of range, or the metrics already exist on ``registry``.
         TypeError: an option has the wrong type.
     """
-    if not isinstance(service_name, str) or not service_name:
-        raise ValueError("service_name must be a non-empty string")
-    if registry is not None and not isinstance(registry, CollectorRegistry):
-        raise TypeError(f"registry must be a prometheus_client CollectorRegistry, got {registry!r}")
-    if not isinstance(namespace, str):
-        raise TypeError("namespace must be a string")
-    if service_label is not None and (not isinstance(service_label, str) or not service_label):
-        raise ValueError("service_label must be a non-empty label name or None")
+    check_str("service_name", service_name)
+    if registry is not None:
+        check_instance("registry", registry, CollectorRegistry, "a prometheus_client CollectorRegistry")
+    check_str("namespace", namespace, allow_empty=True)
+    if service_label is not None:
+        check_str("service_label", service_label)
     if service_label in LABEL_NAMES:
         raise ValueError(f"service_label must not be one of {LABEL_NAMES}")
     bounds = tuple(buckets)
-    if not bounds or any(not isinstance(b, int | float) or math.isnan(b) for b in bounds):
+    for index, bound in enumerate(bounds):
+        if bound != math.inf:  # a last +Inf bucket is Prometheus's own; any other must be finite
+            check_number(f"buckets[{index}]", bound)
+    if not bounds:
         raise ValueError("buckets must be a non-empty sequence of numbers")
     if list(bounds) != sorted(set(bounds)):
         raise ValueError("buckets must be strictly increasing")
-    if isinstance(extra_methods, str):
-        raise TypeError("extra_methods must be a sequence of method names, not a single string")
-    methods = tuple(extra_methods)
-    if any(not isinstance(m, str) or not m or m != m.upper() for m in methods):
-        raise ValueError("extra_methods must be non-empty upper-case method names")
-    if not isinstance(max_label_sets, int) or isinstance(max_label_sets, bool) or max_label_sets < 1:
-        raise ValueError("max_label_sets must be a positive integer")
+    methods = check_strings("extra_methods", extra_methods)
+    if any(m != m.upper() for m in methods):
+        raise ValueError(f"extra_methods must be upper-case method names, got {methods!r}")
+    check_int("max_label_sets", max_label_sets, minimum=1)
     return HTTPMetrics(
         service_name,
         registry if registry is not None else CollectorRegistry(),

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 from time import perf_counter
 
+from asgi_kit._asgi.options import check_callable, check_instance, check_str
 from asgi_kit._asgi.paths import PathFilter, route_path
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteLookup, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,12 +54,12 @@ class MetricsMiddleware:
         multiprocess_dir: str | None = None,
         route_resolver: RouteResolver | None = None,
     ) -> None:
-        if metrics is not None and not isinstance(metrics, HTTPMetrics):
-            raise TypeError(f"metrics must be an HTTPMetrics from register_metrics(), got {metrics!r}")
-        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+        if metrics is not None:
+            check_instance("metrics", metrics, HTTPMetrics, "an HTTPMetrics from register_metrics()")
+        if path is not None and not check_str("path", path).startswith("/"):
             raise ValueError(f"path must be an absolute path starting with '/', got {path!r}")
-        if route_resolver is not None and not callable(route_resolver):
-            raise TypeError("route_resolver must be callable")
+        if route_resolver is not None:
+            check_callable("route_resolver", route_resolver)
         self.app = app
         self.metrics = metrics if metrics is not None else register_metrics(service_name)
         self._exclude = PathFilter(exclude_paths)

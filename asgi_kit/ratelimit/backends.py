@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from asgi_kit._asgi.exceptions import StoreUnavailableError
+from asgi_kit._asgi.options import check_callable, check_int
 from asgi_kit.ratelimit.algorithm import Check, Decision, SlidingWindowLog
 
 
@@ -58,12 +59,9 @@ class InMemoryBackend:
     """
 
     def __init__(self, *, max_keys: int = 100_000, clock: Callable[[], int] | None = None) -> None:
-        if isinstance(max_keys, bool) or not isinstance(max_keys, int):
-            raise TypeError("max_keys must be an int")
-        if max_keys < 1:
-            raise ValueError("max_keys must be at least 1")
-        if clock is not None and not callable(clock):
-            raise TypeError("clock must be a callable returning milliseconds")
+        check_int("max_keys", max_keys, minimum=1)
+        if clock is not None:
+            check_callable("clock", clock)
         self._log = SlidingWindowLog(max_keys)
         self._clock = clock or _monotonic_ms
         # The middleware calls this instead of acquire when a backend has it: nothing here waits,

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
+from asgi_kit._asgi.options import check_int
 from asgi_kit._asgi.principal import Principal, get_principal
 from asgi_kit._asgi.types import Scope
 
@@ -32,12 +33,8 @@ class Quota:
     def __post_init__(self) -> None:
         for name in ("requests", "tokens"):
             value = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int or None")
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1 (None for no limit)")
+            if value is not None:
+                check_int(name, value, minimum=1)  # None: no limit
 
     @property
     def unlimited(self) -> bool:

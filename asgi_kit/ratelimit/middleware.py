@@ -9,6 +9,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, Literal
 
+from asgi_kit._asgi.options import (
+    check_callable,
+    check_choice,
+    check_instance,
+    check_int,
+    check_number,
+    check_str,
+)
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.errors import SERVICE_UNAVAILABLE, TOO_MANY_REQUESTS, ProblemDetails, write_problem_details
@@ -42,15 +50,6 @@ _LOG_INTERVAL: Final = 1.0
 
 def _duration(milliseconds: int) -> bytes:
     return format_duration(milliseconds).encode("ascii")
-
-
-def _positive_int(name: str, value: object, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int{' or None' if allow_none else ''}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1")
 
 
 class RateLimitMiddleware:
@@ -121,19 +120,14 @@ class RateLimitMiddleware:
         openai_error_format: bool | Sequence[str] = False,
         exclude_paths: Sequence[str] = (),
     ) -> None:
-        _positive_int("requests_per_minute", requests_per_minute, allow_none=True)
-        _positive_int("tokens_per_minute", tokens_per_minute, allow_none=True)
-        _positive_int("max_estimate_body", max_estimate_body)
-        if isinstance(default_completion_tokens, bool) or not isinstance(default_completion_tokens, int):
-            raise TypeError("default_completion_tokens must be an int")
-        if default_completion_tokens < 0:
-            raise ValueError("default_completion_tokens must not be negative")
-        if isinstance(window, bool) or not isinstance(window, int | float):
-            raise TypeError("window must be a number of seconds")
-        if not math.isfinite(window) or not 0.001 <= window <= 86_400:
-            raise ValueError("window must be between 0.001 and 86400 seconds")
-        if on_backend_error not in ("allow", "deny"):
-            raise ValueError("on_backend_error must be 'allow' or 'deny'")
+        if requests_per_minute is not None:
+            check_int("requests_per_minute", requests_per_minute, minimum=1)
+        if tokens_per_minute is not None:
+            check_int("tokens_per_minute", tokens_per_minute, minimum=1)
+        check_int("max_estimate_body", max_estimate_body, minimum=1)
+        check_int("default_completion_tokens", default_completion_tokens, minimum=0)
+        check_number("window", window, minimum=0.001, maximum=86_400)
+        check_choice("on_backend_error", on_backend_error, ("allow", "deny"))
         if backend is None:
             backend = InMemoryBackend()
         elif not callable(getattr(backend, "acquire", None)) or not callable(
@@ -141,15 +135,13 @@ class RateLimitMiddleware:
         ):
             raise TypeError("backend must be a RateLimitBackend (async acquire(checks), adjust(...))")
         for name, hook in (("quota_lookup", quota_lookup), ("token_estimate", token_estimate)):
-            if hook is not None and not callable(hook):
-                raise TypeError(f"{name} must be callable")
+            if hook is not None:
+                check_callable(name, hook)
         kinds = dict(BUILTIN_SUBJECTS)
         for kind, func in (subjects or {}).items():
-            if not isinstance(kind, str) or not kind or ":" in kind:
-                raise ValueError(f"subjects names must be non-empty strings without ':': {kind!r}")
-            if not callable(func):
-                raise TypeError(f"subjects[{kind!r}] must be callable")
-            kinds[kind] = func
+            if ":" in check_str("subjects names", kind):
+                raise ValueError(f"subjects names must be non-empty strings without ':', got {kind!r}")
+            kinds[kind] = check_callable(f"subjects[{kind!r}]", func)
         configured = dict(quotas or {})
         if requests_per_minute is not None or tokens_per_minute is not None:
             if "key" in configured:
@@ -160,8 +152,7 @@ class RateLimitMiddleware:
         for kind, quota in configured.items():
             if kind not in kinds:
                 raise ValueError(f"quotas names an unknown subject {kind!r}: add it to subjects")
-            if not isinstance(quota, Quota):
-                raise TypeError(f"quotas[{kind!r}] must be a Quota")
+            check_instance(f"quotas[{kind!r}]", quota, Quota, "a Quota")
         self.app = app
         # Without a lookup an unlimited quota can never limit anything: leave its subject out.
         self._plan = tuple(
@@ -185,7 +176,9 @@ class RateLimitMiddleware:
         self._exclude = PathFilter(exclude_paths)
         self._known_checks: dict[tuple[str, str], Check] = {}
         self._openai_all = openai_error_format is True
-        self._openai_paths = PathFilter(() if isinstance(openai_error_format, bool) else openai_error_format)
+        self._openai_paths = PathFilter(
+            () if isinstance(openai_error_format, bool) else openai_error_format, option="openai_error_format"
+        )
         window_reset = format_duration(self._window_ms).encode("ascii")
         # (reset header) per dimension for the usual admitted answer, "reset in one window"
         self._window_resets = tuple((names[2], window_reset) for names in _HEADER_NAMES)

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from asgi_kit._asgi.optional import require
+from asgi_kit._asgi.options import check_int, check_number, check_str
 from asgi_kit.ratelimit.algorithm import Check, CheckResult, Decision
 from asgi_kit.ratelimit.backends import RateLimitBackendError
 
@@ -160,25 +161,13 @@ class RedisBackend:
         redis_asyncio = require("redis.asyncio", "ratelimit")
         if (client is None) == (url is None):
             raise ValueError("give exactly one of client and url")
-        if url is not None and not isinstance(url, str):
-            raise TypeError("url must be a str")
-        if not isinstance(key_prefix, str):
-            raise TypeError("key_prefix must be a str")
-        for name, value in (("socket_timeout", socket_timeout), ("retry_interval", retry_interval)):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"{name} must be a number of seconds")
-            if not math.isfinite(value) or value < 0 or (name == "socket_timeout" and value == 0):
-                raise ValueError(
-                    f"{name} must be a finite number of seconds{' above 0' if name == 'socket_timeout' else ''}"
-                )
-        for name, count in (
-            ("max_connections", max_connections),
-            ("max_pending_adjustments", max_pending_adjustments),
-        ):
-            if isinstance(count, bool) or not isinstance(count, int):
-                raise TypeError(f"{name} must be an int")
-            if count < 1:
-                raise ValueError(f"{name} must be at least 1")
+        if url is not None:
+            check_str("url", url)
+        check_str("key_prefix", key_prefix, allow_empty=True)
+        check_number("socket_timeout", socket_timeout, exclusive_minimum=0)
+        check_number("retry_interval", retry_interval, minimum=0)
+        check_int("max_connections", max_connections, minimum=1)
+        check_int("max_pending_adjustments", max_pending_adjustments, minimum=1)
         self._owns_client = client is None
         if client is None:
             client = redis_asyncio.Redis.from_url(

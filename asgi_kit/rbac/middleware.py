@@ -20,13 +20,14 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from asgi_kit._asgi.challenge import bearer_challenge
+from asgi_kit._asgi.options import check_instance, check_str
 from asgi_kit._asgi.principal import Principal, get_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import FORBIDDEN, UNAUTHORIZED, ProblemDetails, deny_websocket, write_problem_details
 from asgi_kit.rbac.roles import DEFAULT_POLICY, Policy
 
 _PERMISSION: Final = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
-_REALM: Final = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")  # printable, no quote or backslash
 
 
 def is_allowed(principal: Principal, permission: str, policy: Policy = DEFAULT_POLICY) -> bool:
@@ -57,8 +58,6 @@ class RequirePermission:
         allow_options: bool = True,
     ) -> None:
         _check_options(permission, policy)
-        if not isinstance(realm, str) or _REALM.fullmatch(realm) is None:
-            raise ValueError("realm must be 1-64 printable ASCII characters without quotes or backslashes")
         self.app = app
         self.permission = str(permission)
         self._policy = policy
@@ -66,15 +65,14 @@ class RequirePermission:
         # request then costs a set lookup instead of the is_allowed -> has_permission calls.
         self._roles = frozenset(role for role in policy if policy.has_permission(role, self.permission))
         self._allow_options = bool(allow_options)
-        challenge = f'Bearer realm="{realm}"'
         self._unauthorized: tuple[ProblemDetails, list[tuple[bytes, bytes]]] = (
             UNAUTHORIZED,
-            [(b"www-authenticate", challenge.encode())],
+            [(b"www-authenticate", bearer_challenge(realm))],
         )
-        forbidden = f'{challenge}, error="insufficient_scope", scope="{self.permission}"'
+        forbidden = bearer_challenge(realm, error="insufficient_scope", scope=self.permission)
         self._forbidden: tuple[ProblemDetails, list[tuple[bytes, bytes]]] = (
             FORBIDDEN,
-            [(b"www-authenticate", forbidden.encode())],
+            [(b"www-authenticate", forbidden)],
         )
 
     def __repr__(self) -> str:
@@ -114,10 +112,9 @@ def require_permission(permission: str, *, policy: Policy = DEFAULT_POLICY) -> C
 
 
 def _check_options(permission: object, policy: object) -> None:
-    if not isinstance(permission, str) or _PERMISSION.fullmatch(permission) is None:
-        raise ValueError("permission must be a permission name like 'use_models'")
-    if not isinstance(policy, Policy):
-        raise TypeError("policy must be a Policy")
+    if _PERMISSION.fullmatch(check_str("permission", permission)) is None:
+        raise ValueError(f"permission must be a permission name like 'use_models', got {permission!r}")
+    check_instance("policy", policy, Policy, "a Policy")
 
 
 __all__ = ["RequirePermission", "is_allowed", "require_permission"]

@@ -13,6 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from asgi_kit._asgi.options import check_instance, check_str, check_strings
+
 _NAME: Final = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 
 
@@ -45,7 +47,7 @@ class Role(StrEnum):
 
 
 def _check_name(kind: str, value: object) -> str:
-    if not isinstance(value, str) or _NAME.fullmatch(value) is None:
+    if _NAME.fullmatch(check_str(f"{kind} names", value, allow_empty=True)) is None:
         raise ValueError(f"{kind} names must match [a-z][a-z0-9_.:-]{{0,63}}, got {value!r}")
     return str(value)
 
@@ -56,13 +58,11 @@ class Policy:
     __slots__ = ("_grants",)
 
     def __init__(self, grants: Mapping[str, Iterable[str]]) -> None:
-        if not isinstance(grants, Mapping):
-            raise TypeError("grants must be a mapping of role -> permissions")
+        check_instance("grants", grants, Mapping, "a mapping of role -> permissions")
         table: dict[str, frozenset[str]] = {}
         for role, permissions in grants.items():
-            if isinstance(permissions, str):
-                raise TypeError(f"permissions of {role!r} must be a collection, not a string")
-            table[_check_name("role", role)] = frozenset(_check_name("permission", p) for p in permissions)
+            names = check_strings(f"permissions of {role!r}", permissions)
+            table[_check_name("role", role)] = frozenset(_check_name("permission", p) for p in names)
         self._grants: Mapping[str, frozenset[str]] = MappingProxyType(table)
 
     def __repr__(self) -> str:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from asgi_kit._asgi.lifespan import answer_lifespan
+from asgi_kit._asgi.options import check_int, check_number, check_str, check_strings
 from asgi_kit._asgi.types import Receive, Scope, Send
 
 _WORD: Final = re.compile(r"\S+\s*")
@@ -86,13 +87,13 @@ class FakeOpenAI:
         api_key: str | None = None,
         embedding_dimensions: int = 8,
     ) -> None:
-        if not models:
+        self.models = check_strings("models", models)
+        if not self.models:
             raise ValueError("models must name at least one model")
-        if token_delay < 0:
-            raise ValueError("token_delay must be >= 0")
-        if embedding_dimensions < 1:
-            raise ValueError("embedding_dimensions must be >= 1")
-        self.models = tuple(models)
+        check_number("token_delay", token_delay, minimum=0)
+        check_int("embedding_dimensions", embedding_dimensions, minimum=1)
+        if api_key is not None:
+            check_str("api_key", api_key)
         self.reply = reply
         self.token_delay = token_delay
         self._auth = None if api_key is None else f"Bearer {api_key}"

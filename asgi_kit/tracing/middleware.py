@@ -34,6 +34,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace import TraceState as OtelTraceState
 
 from asgi_kit._asgi.context import TraceIds, trace_ids_var
+from asgi_kit._asgi.options import check_callable, check_instance
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.redaction import (
     SECRET_QUERY_PARAMS,
@@ -104,10 +105,12 @@ class TracingMiddleware:
         record_query: bool = True,
         redact_query_params: Iterable[str] = (),
     ) -> None:
-        if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
-            raise TypeError("tracer_provider must be an opentelemetry TracerProvider or None")
-        if route_resolver is not None and not callable(route_resolver):
-            raise TypeError("route_resolver must be a callable taking the scope")
+        if tracer_provider is not None:
+            check_instance(
+                "tracer_provider", tracer_provider, TracerProvider, "an opentelemetry TracerProvider or None"
+            )
+        if route_resolver is not None:
+            check_callable("route_resolver", route_resolver)
         self.app = app
         self._exclude = PathFilter(exclude_paths)
         self._resolve_route = route_resolver or resolve_route_template

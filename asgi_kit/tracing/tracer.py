@@ -29,6 +29,8 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from asgi_kit._asgi.options import check_choice, check_instance, check_int, check_number, check_str
+
 ExporterName = Literal["otlp", "console", "none"]
 EXPORTERS: Final = ("otlp", "console", "none")
 OTLP_TRACES_PATH: Final = "/v1/traces"
@@ -124,21 +126,12 @@ def init_tracer(
     Raises:
         ValueError, TypeError: an option is invalid (the message names it).
     """
-    if not isinstance(service_name, str) or not service_name.strip():
-        raise ValueError("service_name must be a non-empty string")
-    if isinstance(sample_ratio, bool) or not isinstance(sample_ratio, int | float):
-        raise TypeError("sample_ratio must be a number between 0.0 and 1.0")
-    if not 0.0 <= sample_ratio <= 1.0:
-        raise ValueError(f"sample_ratio must be between 0.0 and 1.0, got {sample_ratio!r}")
-    for name, value in (
-        ("export_timeout", export_timeout),
-        ("shutdown_timeout", shutdown_timeout),
-        ("schedule_delay", schedule_delay),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    if isinstance(max_queue_size, bool) or not isinstance(max_queue_size, int) or max_queue_size < 1:
-        raise ValueError(f"max_queue_size must be a positive integer, got {max_queue_size!r}")
+    check_str("service_name", service_name)
+    check_number("sample_ratio", sample_ratio, minimum=0.0, maximum=1.0)
+    check_number("export_timeout", export_timeout, exclusive_minimum=0)
+    check_number("shutdown_timeout", shutdown_timeout, exclusive_minimum=0)
+    check_number("schedule_delay", schedule_delay, exclusive_minimum=0)
+    check_int("max_queue_size", max_queue_size, minimum=1)
     span_exporter = _make_exporter(exporter, service_name, endpoint, headers, export_timeout)
 
     resource = Resource.create({**(resource_attributes or {}), "service.name": service_name})
@@ -176,12 +169,8 @@ def _make_exporter(
         if endpoint is not None or headers is not None:
             raise ValueError("endpoint and headers only apply to exporter='otlp'")
         return exporter
-    if not isinstance(exporter, str):
-        raise TypeError("exporter must be 'otlp', 'console', 'none' or a SpanExporter")
-    if exporter not in EXPORTERS:
-        raise ValueError(
-            f"exporter must be one of {', '.join(EXPORTERS)} or a SpanExporter, got {exporter!r}"
-        )
+    check_instance("exporter", exporter, str, "'otlp', 'console', 'none' or a SpanExporter")
+    check_choice("exporter", exporter, EXPORTERS)
     if exporter != "otlp":
         if endpoint is not None or headers is not None:
             raise ValueError("endpoint and headers only apply to exporter='otlp'")
@@ -199,9 +188,7 @@ def _make_exporter(
 
 
 def _traces_endpoint(endpoint: str) -> str:
-    if not isinstance(endpoint, str):
-        raise TypeError("endpoint must be a URL string")
-    parts = urlsplit(endpoint)
+    parts = urlsplit(check_str("endpoint", endpoint))
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
     if parts.path in ("", "/"):

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from asgi_kit._asgi.options import check_int
 from asgi_kit.errors import BAD_REQUEST, ProblemError
 
 _INT64: Final = 2**63 - 1
@@ -51,20 +52,9 @@ class RequestLimits:
     max_embedding_dimensions: int = 16_384
 
     def __post_init__(self) -> None:
-        for name in (
-            "max_n",
-            "max_tokens",
-            "max_messages",
-            "max_embedding_inputs",
-            "max_embedding_dimensions",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.max_n > 128:
-            raise ValueError("max_n must be <= 128 (OpenAI's own bound)")
+        check_int("max_n", self.max_n, minimum=1, maximum=128)  # 128: OpenAI's own bound
+        for name in ("max_tokens", "max_messages", "max_embedding_inputs", "max_embedding_dimensions"):
+            check_int(name, getattr(self, name), minimum=1)
 
 
 DEFAULT_LIMITS: Final = RequestLimits()

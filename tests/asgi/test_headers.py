@@ -35,8 +35,10 @@ def test_header_name_normalises_and_validates() -> None:
     for bad in ["", "bad name", "x:y", "ü", "a\r\nb"]:
         with pytest.raises(ValueError, match="header name"):
             header_name(bad)
-    with pytest.raises(ValueError, match="header name"):
+    with pytest.raises(TypeError, match="header name"):
         header_name(123)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^api_key_header 'x y' is not a valid header name token$"):
+        header_name("x y", option="api_key_header")
 
 
 def test_scope_header_and_has_header() -> None:

@@ -59,11 +59,15 @@ def test_empty_filter_is_falsy_and_cheap() -> None:
     assert repr(f) == "PathFilter([])"
 
 
-@pytest.mark.parametrize("bad", [["health"], [""], [None]])
-def test_invalid_patterns_fail_at_construction(bad: list[object]) -> None:
+@pytest.mark.parametrize(
+    ("bad", "error"), [(["health"], ValueError), ([""], ValueError), ([None], TypeError)]
+)
+def test_invalid_patterns_fail_at_construction(bad: list[object], error: type[Exception]) -> None:
     """Relative or non-string patterns are refused with a message naming the option."""
-    with pytest.raises(ValueError, match="exclude_paths"):
+    with pytest.raises(error, match="exclude_paths"):
         PathFilter(bad)  # type: ignore[arg-type]
+    with pytest.raises(error, match="openai_paths"):
+        PathFilter(bad, option="openai_paths")  # type: ignore[arg-type]
 
 
 def test_single_string_is_refused() -> None:

@@ -73,7 +73,9 @@ def test_options_are_validated() -> None:
     with pytest.raises(TypeError, match="api_keys"):
         AuthMiddleware(whoami_app, api_keys=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="realm"):
-        AuthMiddleware(whoami_app, jwt=_MANAGER, realm='a"b')
+        AuthMiddleware(whoami_app, jwt=_MANAGER, realm="a\r\nb")
+    with pytest.raises(TypeError, match="realm"):
+        AuthMiddleware(whoami_app, jwt=_MANAGER, realm=5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="header"):
         AuthMiddleware(whoami_app, api_keys=InMemoryAPIKeyStore(), api_key_header="bad header")
     with pytest.raises(ValueError, match="token_cache_size"):

@@ -155,13 +155,15 @@ def test_custom_path_and_url_forms(fresh_database: Callable[[], str], tmp_path: 
 
 
 def test_bad_arguments() -> None:
-    """A missing directory, a bad timeout or a non-postgres URL are ValueErrors."""
+    """A missing directory, a bad timeout or a non-postgres URL are ValueErrors; a str timeout a TypeError."""
     with pytest.raises(ValueError, match="migrations_path"):
         run_migrations("postgresql://u@h/d", "/no/such/dir")
     with pytest.raises(ValueError, match="lock_timeout"):
         run_migrations("postgresql://u@h/d", lock_timeout=0)
     with pytest.raises(ValueError, match="postgresql://"):
         run_migrations("sqlite:///x")
+    with pytest.raises(TypeError, match="lock_timeout"):
+        run_migrations("postgresql://u@h/d", lock_timeout="5")  # type: ignore[arg-type]
 
 
 def test_unreachable_database(caplog: pytest.LogCaptureFixture) -> None:

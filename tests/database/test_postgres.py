@@ -153,21 +153,23 @@ def test_conninfo_and_redaction() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "option"),
+    ("kwargs", "option", "error"),
     [
-        ({"min_size": -1}, "min_size"),
-        ({"max_size": 0}, "max_size"),
-        ({"min_size": 3, "max_size": 2}, "max_size"),
-        ({"max_waiting": -1}, "max_waiting"),
-        ({"timeout": 0}, "timeout"),
-        ({"max_lifetime": float("nan")}, "max_lifetime"),
-        ({"max_idle": True}, "max_idle"),
-        ({"connect_timeout": -1}, "connect_timeout"),
+        ({"min_size": -1}, "min_size", ValueError),
+        ({"min_size": 1.0}, "min_size", TypeError),
+        ({"max_size": 0}, "max_size", ValueError),
+        ({"min_size": 3, "max_size": 2}, "max_size", ValueError),
+        ({"max_waiting": -1}, "max_waiting", ValueError),
+        ({"timeout": 0}, "timeout", ValueError),
+        ({"max_lifetime": float("nan")}, "max_lifetime", ValueError),
+        ({"max_idle": True}, "max_idle", TypeError),
+        ({"connect_timeout": -1}, "connect_timeout", ValueError),
+        ({"connect_timeout": "5"}, "connect_timeout", TypeError),
     ],
 )
-def test_pool_options_validated(kwargs: dict[str, object], option: str) -> None:
-    """Bad pool options raise ValueError naming the option."""
-    with pytest.raises(ValueError, match=option):
+def test_pool_options_validated(kwargs: dict[str, object], option: str, error: type[Exception]) -> None:
+    """A bad pool option raises TypeError (wrong type) or ValueError (wrong value) naming it."""
+    with pytest.raises(error, match=option):
         create_postgres_pool("postgresql://u@h/d", **kwargs)  # type: ignore[arg-type]
 
 

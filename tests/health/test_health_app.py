@@ -205,7 +205,8 @@ async def test_run_check_result() -> None:
     [
         ({"timeout": 0}, ValueError),
         ({"timeout": float("nan")}, ValueError),
-        ({"timeout": True}, ValueError),
+        ({"timeout": True}, TypeError),
+        ({"liveness_path": 5}, TypeError),
         ({"liveness_path": "livez"}, ValueError),
         ({"readiness_path": "/readyz/"}, ValueError),
         ({"liveness_path": "/x", "readiness_path": "/x"}, ValueError),

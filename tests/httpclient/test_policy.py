@@ -48,6 +48,7 @@ def test_retry_policy_validation(options: dict[str, Any], error: type[Exception]
         ({"max_retries": -2}, ValueError, "max_retries"),
         ({"max_retry_after": -1}, ValueError, "max_retry_after"),
         ({"max_redirects": -1}, ValueError, "max_redirects"),
+        ({"max_redirects": "3"}, TypeError, "max_redirects"),
         ({"retry": {"max_retries": 1}}, TypeError, "retry"),
         ({"limits": {"max_connections": 1}}, TypeError, "limits"),
         ({"on_attempt": "print"}, TypeError, "on_attempt"),
@@ -61,15 +62,16 @@ def test_client_validation(options: dict[str, Any], error: type[Exception], name
 
 
 @pytest.mark.parametrize(
-    ("options", "name"),
+    ("options", "error", "name"),
     [
-        ({"max_connections": -1}, "max_connections"),
-        ({"max_connections_per_host": 1.5}, "max_connections_per_host"),
+        ({"max_connections": -1}, ValueError, "max_connections"),
+        ({"max_connections_per_host": 1.5}, TypeError, "max_connections_per_host"),
+        ({"keepalive_expiry": "15"}, TypeError, "keepalive_expiry"),
     ],
 )
-def test_limits_validation(options: dict[str, Any], name: str) -> None:
-    """A bad Limits option raises naming the option."""
-    with pytest.raises(ValueError, match=name):
+def test_limits_validation(options: dict[str, Any], error: type[Exception], name: str) -> None:
+    """A bad Limits option raises naming the option: TypeError for a wrong type, else ValueError."""
+    with pytest.raises(error, match=name):
         Limits(**options)
 
 

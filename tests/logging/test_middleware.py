@@ -467,8 +467,12 @@ def test_options_are_validated() -> None:
         LoggingMiddleware(app, logger=logger, message=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_field_length"):
         LoggingMiddleware(app, logger=logger, max_field_length=8)
-    with pytest.raises(ValueError, match="max_field_length"):
+    with pytest.raises(TypeError, match="max_field_length"):
         LoggingMiddleware(app, logger=logger, max_field_length=True)
+    with pytest.raises(TypeError, match="max_field_length"):
+        LoggingMiddleware(app, logger=logger, max_field_length="1024")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="request_headers"):
+        LoggingMiddleware(app, logger=logger, request_headers=[7])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="route_resolver"):
         LoggingMiddleware(app, logger=logger, route_resolver="x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="level"):

@@ -201,6 +201,8 @@ def test_options_are_validated() -> None:
         RequestIDMiddleware(app, header="")
     with pytest.raises(ValueError, match="header"):
         RequestIDMiddleware(app, header="bad header")
+    with pytest.raises(TypeError, match="header"):
+        RequestIDMiddleware(app, header=b"X-Request-ID")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="trust_incoming"):
         RequestIDMiddleware(app, trust_incoming="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="generator"):

@@ -172,7 +172,9 @@ def test_label_sets_past_the_limit_overflow_into_one_route() -> None:
         ({"extra_methods": "PROPFIND"}, TypeError, "extra_methods"),
         ({"extra_methods": ["propfind"]}, ValueError, "extra_methods"),
         ({"max_label_sets": 0}, ValueError, "max_label_sets"),
-        ({"max_label_sets": True}, ValueError, "max_label_sets"),
+        ({"max_label_sets": True}, TypeError, "max_label_sets"),
+        ({"service_name": 3}, TypeError, "service_name"),
+        ({"buckets": (0.1, "1")}, TypeError, "buckets"),
     ],
 )
 def test_invalid_options_are_refused(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:

@@ -64,7 +64,9 @@ def test_options_are_validated() -> None:
     with pytest.raises(TypeError, match="policy"):
         RequirePermission(ok_app, Permission.USE_MODELS, policy={})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="realm"):
-        RequirePermission(ok_app, Permission.USE_MODELS, realm='a"b')
+        RequirePermission(ok_app, Permission.USE_MODELS, realm="")
+    with pytest.raises(TypeError, match="realm"):
+        RequirePermission(ok_app, Permission.USE_MODELS, realm=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="permission"):
         require_permission("")
     assert repr(RequirePermission(ok_app, Permission.USE_MODELS)) == "RequirePermission('use_models')"

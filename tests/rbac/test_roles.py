@@ -62,7 +62,7 @@ def test_custom_roles_and_permissions() -> None:
 
 @pytest.mark.parametrize(
     "grants",
-    [{"Bad Role": []}, {"ok": ["Not Valid"]}, {"": []}, {"ok": [5]}],
+    [{"Bad Role": []}, {"ok": ["Not Valid"]}, {"": []}, {"ok": ["9lives"]}],
 )
 def test_policy_refuses_bad_names(grants: dict[str, list[object]]) -> None:
     """Role and permission names must be lower-case identifiers."""
@@ -76,6 +76,10 @@ def test_policy_type_errors() -> None:
         Policy([("a", ["b"])])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="collection"):
         Policy({"a": "use_models"})
+    with pytest.raises(TypeError, match="permissions of 'ok' must hold strings"):
+        Policy({"ok": [5]})  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="role names must be a str"):
+        Policy({5: []})  # type: ignore[dict-item]
 
 
 @pytest.mark.parametrize(
