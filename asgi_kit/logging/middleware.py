@@ -2,9 +2,9 @@
 
 The record is written when the request is over (the app returned or raised), with what only
 the end knows: the matched route template, the status, the duration and the bytes sent. It is
-made by ``Logger.makeRecord`` with the fields as ``extra=`` and passed to ``Logger.handle``, so
-record factories, filters, handlers and propagation apply to it as to any record; nothing at
-all is built when the logger's level is disabled.
+made by ``Logger.makeRecord``, carries the fields as attributes (as ``extra=`` would) and is
+passed to ``Logger.handle``, so record factories, filters, handlers and propagation apply to it
+as to any record; nothing at all is built when the logger's level is disabled.
 """
 
 from __future__ import annotations
@@ -168,8 +168,9 @@ class LoggingMiddleware:
     ) -> None:
         try:
             fields = self._fields(scope, status, error, seconds, sent, trace)
-            # The standard pipeline, minus the caller lookup (the call site is always this one):
-            # the record factory, the logger's and handlers' filters, propagation, the formatter.
+            # The standard pipeline minus the caller lookup, which would always find this line.
+            # The fields are set as extra= sets them, without its per-key check against the
+            # record's attributes (a Python loop, ~1 us a record): none of them is a LogRecord name.
             logger = self._logger
             record = logger.makeRecord(*self._record_args)
             record.__dict__.update(fields)
