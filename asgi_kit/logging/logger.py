@@ -15,8 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+from collections.abc import Mapping
 from typing import IO, Any, Final
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -32,10 +31,6 @@ CORE_FIELDS: Final = ("timestamp", "level", "service", "logger", "message")
 # LogRecord's own attributes never become JSON fields; everything passed with ``extra=`` does,
 # except names of the core fields, which an ``extra=`` can never overwrite.
 _SKIP: Final = frozenset(RESERVED_ATTRS) | {"asctime", "taskName", *CORE_FIELDS}
-
-#: A record attribute ``(fields, length of the record's __dict__)`` by which LoggingMiddleware
-#: hands its fields over without the formatter scanning every attribute of the record.
-FIELDS_MARK: Final = "_asgi_kit_fields"
 
 # ".000Z" to ".999Z": the end of a timestamp is a lookup, not a format call.
 _MILLIS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
@@ -72,13 +67,15 @@ def add_request_context(fields: dict[str, Any]) -> None:
 
 class JsonLogFormatter(JsonFormatter):
     """One JSON object per record: ``timestamp`` (RFC 3339, UTC), ``level``, ``service``,
-    ``logger``, ``message``, the static fields, the request context, then the ``extra=`` fields
-    and ``exc_info``/``stack_info``.
+    ``logger``, ``message``, the static fields, the record's ``extra=`` fields, the request
+    context, then ``exc_info``/``stack_info``.
 
-    A python-json-logger ``JsonFormatter`` whose ``format`` is rewritten for the hot path (the
-    access log formats one record per request): no format-string parsing, a timestamp string
-    cached per second, one pre-built encoder. ``ensure_ascii`` is on, so U+2028 and friends are
-    escaped and a line can never be split, whatever a field holds.
+    A python-json-logger ``JsonFormatter`` (its reserved attributes, static fields and encoder
+    for dates, exceptions and other objects) whose ``format`` is written for the access log,
+    which formats one record per request: no format-string parsing, a timestamp string cached
+    per second, the same encoder for every record, and the fields that repeat (level, service,
+    logger, a short message, the static fields) encoded once. ``ensure_ascii`` is on, so U+2028
+    and friends are escaped and a line can never be split, whatever a field holds.
 
     Args:
         service: the ``service`` field of every line.
@@ -92,14 +89,10 @@ class JsonLogFormatter(JsonFormatter):
             raise ValueError(f"static_fields must not redefine core fields: {', '.join(clashing)}")
         super().__init__(static_fields=static, json_ensure_ascii=True)
         self.service = service
+        # NaN and infinities are refused (they are not JSON) and take the fallback in _encode.
         self._encoder = JsonEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
-        # json's C encoder, built once: JSONEncoder.encode rebuilds it on every call, which is most
-        # of the cost of a small record. No circular-reference markers (a cycle raises instead and
-        # takes the slow path below); NaN and infinities refused, since they are not JSON.
-        self._fast_encode = _make_c_encoder(self._encoder.default)
         self._second = (-1, "")
-        # What is the same on every line is encoded once: the service and the static fields.
-        self._service_json = encode_basestring_ascii(service)
+        self._service_json = self._encoder.encode(service)
         self._static_keys = frozenset(static)
         self._static_json = "," + self._encode(static)[1:-1] if static else ""
         # The encoded level/service/logger/message of recent short messages: for the access log
@@ -110,23 +103,13 @@ class JsonLogFormatter(JsonFormatter):
         message = record.getMessage()
         if "://" in message:
             message = redact_url_credentials(message)
-        attributes = record.__dict__
-        handed = attributes.get(FIELDS_MARK)
-        if handed is not None and handed[1] == len(attributes) and handed[0].items() <= attributes.items():
-            # The access log's fields, still as the record holds them (no filter added or rewrote
-            # one: the length and a C-speed item comparison say so); it resolved the request
-            # context itself. Copied below before anything is added to it.
-            rest = handed[0]
-        else:
-            rest = {key: value for key, value in attributes.items() if key not in _SKIP and key[:1] != "_"}
-            if type(record.msg) is dict:
-                # python-json-logger's convention: log.info({"event": "x"}) logs those fields and
-                # an empty message. They go first, as there, and core fields stay core.
-                message = ""
-                rest = {**{k: v for k, v in record.msg.items() if k not in _SKIP}, **rest}
-            add_request_context(rest)
-        if record.exc_info or record.exc_text or record.stack_info:
-            rest = dict(rest)  # never add to the dict the access log handed over
+        rest = {key: value for key, value in record.__dict__.items() if key not in _SKIP and key[:1] != "_"}
+        if type(record.msg) is dict:
+            # python-json-logger's convention: log.info({"event": "x"}) logs those fields and
+            # an empty message. They go first, as there, and core fields stay core.
+            message = ""
+            rest = {**{k: v for k, v in record.msg.items() if k not in _SKIP}, **rest}
+        add_request_context(rest)
         if record.exc_info:
             # Formatted here rather than cached on record.exc_text: that cache is shared with
             # other handlers, which must not see our redaction (nor we theirs).
@@ -137,57 +120,36 @@ class JsonLogFormatter(JsonFormatter):
             rest["exc_info"] = redact_url_credentials(record.exc_text)
         if record.stack_info:
             rest["stack_info"] = logging.Formatter.formatStack(self, record.stack_info)
-        return self.line(record.created, record.levelname, record.name, message, rest)
-
-    def line(
-        self,
-        created: float,
-        level: str,
-        logger: str,
-        message: str,
-        rest: dict[str, Any],
-        encoded_rest: str | None = None,
-    ) -> str:
-        """The JSON line of a record with these core values and fields (``rest`` is not changed).
-
-        What :meth:`format` returns once it has read the record; LoggingMiddleware calls it
-        directly when nothing between it and this formatter could see or change a record.
-        ``encoded_rest``, when given, is ``rest`` already encoded as this formatter would
-        (the JSON object without its opening brace).
-        """
-        timestamp = self._timestamp(created)
+        timestamp = self._timestamp(record.created)
         if self._static_keys and not self._static_keys.isdisjoint(rest):
             # An extra= field overrides a static one of the same name: one dict, one encoding.
-            core = {"timestamp": timestamp, "level": level, "service": self.service}
-            core.update(logger=logger, message=message, **self.static_fields)
+            core = {"timestamp": timestamp, "level": record.levelname, "service": self.service}
+            core.update(logger=record.name, message=message, **self.static_fields)
             core.update(rest)
             return self._encode(core)
-        # The core fields are strings: escaped by json's own C function and spliced in front of
-        # the encoded rest, in the same order and with the same escaping as encoding one dict.
+        head = self._head(record.levelname, record.name, message)
+        if not rest:
+            return f'{{"timestamp":"{timestamp}",{head}}}'
+        # The encoded rest without its opening brace, spliced after the head: the same line,
+        # order and escaping as encoding one dict holding everything.
+        return f'{{"timestamp":"{timestamp}",{head},{self._encode(rest)[1:]}'
+
+    def _head(self, level: str, logger: str, message: str) -> str:
         key = (level, logger, message)
         head = self._heads.get(key)
         if head is None:
+            encode = self._encoder.encode
             head = (
-                f'"level":{encode_basestring_ascii(level)},"service":{self._service_json},'
-                f'"logger":{encode_basestring_ascii(logger)},"message":{encode_basestring_ascii(message)}'
-                f"{self._static_json}"
+                f'"level":{encode(level)},"service":{self._service_json},'
+                f'"logger":{encode(logger)},"message":{encode(message)}{self._static_json}'
             )
             if len(message) <= 64:  # constant messages (the access log's) repeat; others are not kept
                 if len(self._heads) >= 256:
                     self._heads.clear()
                 self._heads[key] = head
-        if not rest:
-            return f'{{"timestamp":"{timestamp}",{head}}}'
-        if encoded_rest is None:
-            encoded_rest = self._encode(rest)[1:]
-        return f'{{"timestamp":"{timestamp}",{head},{encoded_rest}'
+        return head
 
     def _encode(self, data: dict[str, Any]) -> str:
-        if self._fast_encode is not None:
-            try:
-                return "".join(self._fast_encode(data, 0))
-            except (ValueError, TypeError, RecursionError):
-                pass
         try:
             return self._encoder.encode(data)
         except (ValueError, TypeError, RecursionError):
@@ -220,33 +182,6 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
             raise
         except Exception:
             self.handleError(record)
-
-    def write_line(
-        self, line: str, make_record: Callable[[dict[str, Any]], logging.LogRecord], fields: dict[str, Any]
-    ) -> None:
-        """Write one formatted line and flush, under the handler lock, as :meth:`emit` does.
-
-        ``make_record(fields)`` builds the record a failure is reported with
-        (:meth:`handleError` prints it): only when something went wrong.
-        """
-        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            try:
-                stream = self.stream
-                stream.write(line + "\n")
-                stream.flush()
-            except RecursionError:
-                raise
-            except Exception:
-                self.handleError(make_record(fields))
-
-
-def _make_c_encoder(default: Callable[[Any], Any]) -> Callable[[Any, int], Any] | None:
-    if c_make_encoder is None:  # CPython without the _json accelerator
-        return None
-    encoder: Callable[[Any, int], Any] = c_make_encoder(
-        None, default, encode_basestring_ascii, None, ":", ",", False, False, False
-    )
-    return encoder
 
 
 def _json_scalar(value: Any) -> Any:
@@ -325,7 +260,6 @@ def resolve_level(level: int | str) -> int:
 
 __all__ = [
     "CORE_FIELDS",
-    "FIELDS_MARK",
     "JsonLinesHandler",
     "JsonLogFormatter",
     "RequestContextFilter",

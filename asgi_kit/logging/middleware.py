@@ -1,21 +1,17 @@
 """``LoggingMiddleware``: one JSON access-log record per HTTP request.
 
 The record is written when the request is over (the app returned or raised), with what only
-the end knows: the matched route template, the status, the duration and the bytes sent. The
-whole per-request cost is two closures, a few counters, and one ``LogRecord`` built directly
-(no caller lookup, no ``extra=`` merging); nothing at all when the logger's level is disabled.
+the end knows: the matched route template, the status, the duration and the bytes sent. It is
+made by ``Logger.makeRecord``, carries the fields as attributes (as ``extra=`` would) and is
+passed to ``Logger.handle``, so record factories, filters, handlers and propagation apply to it
+as to any record; nothing at all is built when the logger's level is disabled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import os
-import threading
-import time
 from collections.abc import Sequence
-from json.encoder import encode_basestring_ascii
 from time import perf_counter
 from typing import Any, Final
 
@@ -27,14 +23,13 @@ from asgi_kit._asgi.principal import Principal
 from asgi_kit._asgi.redaction import secret_names
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteLookup, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_kit.logging.logger import FIELDS_MARK, JsonLinesHandler, JsonLogFormatter, resolve_level
+from asgi_kit.logging.logger import resolve_level
 from asgi_kit.logging.proxies import TrustedProxies
 from asgi_kit.logging.redaction import (
     DEFAULT_REDACT_HEADERS,
     DEFAULT_REDACT_QUERY_PARAMS,
     REDACTED,
     redact_query,
-    redact_url_credentials,
     safe_text,
 )
 
@@ -43,11 +38,6 @@ CLIENT_CLOSED_REQUEST: Final = 499
 
 _SHORT: Final = 128  # method, client address, request id: anything longer is an attack
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
-# The process id, kept current across fork (os.getpid() is a system call per record otherwise).
-_PID: Final = [os.getpid()]
-os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
-# logging's own start time, so relativeCreated means what it means on every other record.
-_START_TIME: Final[float] = getattr(logging, "_startTime", time.time())
 
 
 class LoggingMiddleware:
@@ -129,10 +119,9 @@ class LoggingMiddleware:
         # Decided once: TrustedProxies.__bool__ is a Python call the record would pay every time.
         self._scan_headers = bool(self._log_headers or self._proxies)
         self._limit = max_field_length
-        self._records = _RecordMaker(logger, self._level, message)
-        # The message as JsonLogFormatter.format would write it (it masks URL credentials).
-        self._line_message = redact_url_credentials(message) if "://" in message else message
-        self._last_principal: tuple[Principal | None, dict[str, Any], str | None] = (None, {}, None)
+        # Logger.makeRecord's positional arguments: name, level, path, line, message, args, exc_info.
+        self._record_args = (logger.name, self._level, __file__, 0, message, (), None)
+        self._last_principal: tuple[Principal | None, dict[str, Any]] = (None, {})
 
     def __repr__(self) -> str:
         return (
@@ -175,84 +164,16 @@ class LoggingMiddleware:
     ) -> None:
         try:
             fields = self._fields(scope, status, error, seconds, sent, trace)
-            direct = self._direct()
-            if direct is None:
-                self._logger.handle(self._records.make(fields))
-                return
-            handler, formatter = direct
-            level = logging.getLevelName(self._level)
-            line = formatter.line(
-                time.time(), level, self._logger.name, self._line_message, fields, self._encode(fields)
-            )
-            handler.write_line(line, self._records.make, fields)
+            # The standard pipeline minus the caller lookup, which would always find this line.
+            # The fields are set as extra= sets them, without its per-key check against the
+            # record's attributes (a Python loop, ~1 us a record): none of them is a LogRecord name.
+            logger = self._logger
+            record = logger.makeRecord(*self._record_args)
+            record.__dict__.update(fields)
+            logger.handle(record)
         except Exception:
             # A broken handler, filter or formatter must never fail the request.
             return
-
-    def _encode(self, fields: dict[str, Any]) -> str | None:
-        """``fields`` as the JSON the formatter's encoder writes (without the opening brace),
-        or ``None`` for anything but what :meth:`_fields` builds (then the formatter encodes).
-
-        Straight-line code for the record's known keys, in the order :meth:`_fields` inserts
-        them, with json's own C escaping: half the time of the generic encoder, which walks
-        and type-checks every item. tests/logging compare the two on arbitrary values.
-        """
-        try:
-            duration = fields["duration_ms"]
-            if not math.isfinite(duration):  # never JSON; the formatter has its fallback
-                return None
-            parts = [
-                f'"method":{_enc(fields["method"])},"path":{_enc(fields["path"])},'
-                f'"route":{_enc(fields["route"])},"status":{_int_repr(fields["status"])},'
-                f'"duration_ms":{_float_repr(duration)},"bytes_sent":{_int_repr(fields["bytes_sent"])}'
-            ]
-            count = 6
-            if "error" in fields:
-                if fields["error"] is not True:
-                    return None
-                parts.append('"error":true')
-                count += 1
-            for key, prefix in _OPTIONAL_TEXT:
-                value = fields.get(key)
-                if value is not None:
-                    parts.append(prefix + _enc(value))
-                    count += 1
-            principal = fields.get("principal")
-            if principal is not None:
-                last = self._last_principal
-                if principal is not last[1] or last[2] is None:
-                    return None
-                parts.append(last[2])
-                count += 1
-            if len(fields) != count:  # headers, or anything this code does not know: the formatter's way
-                return None
-        except (TypeError, KeyError):
-            return None
-        return ",".join(parts) + "}"
-
-    def _direct(self) -> tuple[JsonLinesHandler, JsonLogFormatter] | None:
-        """The handler and formatter to write the line with directly, when nothing else could
-        see the record: the logger exactly as :func:`~asgi_kit.logging.new_logger` set it up
-        (one JSON-lines handler, no filters, not propagating, the standard record factory).
-
-        Then building a ``LogRecord`` and passing it through ``Logger.handle`` and
-        ``Handler.handle`` only to read it back is a quarter of the access log's cost; the line
-        is the one ``JsonLogFormatter.format`` would write (tests/logging compare them).
-        Checked on every request, so a filter or handler added later takes effect at once.
-        """
-        logger = self._logger
-        if logger.disabled or logger.filters or (logger.propagate and logger.parent is not None):
-            return None
-        handlers = logger.handlers
-        if len(handlers) != 1:
-            return None
-        handler = handlers[0]
-        if type(handler) is not JsonLinesHandler or handler.filters or self._level < handler.level:
-            return None
-        formatter = handler.formatter
-        if type(formatter) is not JsonLogFormatter or logging.getLogRecordFactory() is not logging.LogRecord:
-            return None
-        return handler, formatter
 
     def _fields(
         self, scope: Scope, status: int, error: bool, seconds: float, sent: int, trace: TraceIds | None
@@ -334,8 +255,8 @@ class LoggingMiddleware:
             "role": safe_text(principal.role, _SHORT),
             "auth_method": principal.auth_method,
         }
-        # One assignment: threads never see a torn tuple. The JSON is kept for _encode.
-        self._last_principal = (principal, fields, _encode_principal(fields))
+        # One assignment: threads never see a torn tuple.
+        self._last_principal = (principal, fields)
         return fields
 
     def _add_header(self, logged: dict[str, str] | None, key: str, value: bytes) -> dict[str, str]:
@@ -394,77 +315,6 @@ class _Exchange:
             raise
         if final:
             self.completed = True
-
-
-_enc: Final = encode_basestring_ascii
-_int_repr: Final = int.__repr__
-_float_repr: Final = float.__repr__
-# The optional text fields of a record, in the order _fields adds them.
-_OPTIONAL_TEXT: Final = tuple(
-    (key, f'"{key}":') for key in ("query", "client", "user_agent", "request_id", "trace_id", "span_id")
-)
-
-
-def _encode_principal(fields: dict[str, Any]) -> str | None:
-    """``"principal":{...}`` as the formatter's encoder writes it; ``None`` when a value is not
-    text (an ``auth_method`` set by hand to something else), which the formatter then encodes."""
-    org = fields["org_id"]
-    method = fields["auth_method"]
-    if type(method) is not str or not (org is None or type(org) is str):
-        return None
-    return (
-        f'"principal":{{"id":{_enc(fields["id"])},"org_id":{"null" if org is None else _enc(org)},'
-        f'"role":{_enc(fields["role"])},"auth_method":{_enc(method)}}}'
-    )
-
-
-class _RecordMaker:
-    """Builds the access-log ``LogRecord`` from a template made once.
-
-    ``LogRecord.__init__`` recomputes the file name, module, process name ... for every record;
-    for the one fixed call site of the access log that is most of the cost of logging. The
-    template keeps them; the per-record values (time, thread, process) are filled in here as
-    ``LogRecord.__init__`` would. A custom record factory (``logging.setLogRecordFactory``) is
-    always honoured: then records are made by ``Logger.makeRecord`` as usual.
-    """
-
-    __slots__ = ("_args", "_logger", "_tasks", "_template")
-
-    def __init__(self, logger: logging.Logger, level: int, message: str) -> None:
-        self._logger = logger
-        self._args = (logger.name, level, __file__, 0, message, (), None)
-        self._template = dict(logging.LogRecord(*self._args).__dict__)
-        self._tasks = "taskName" in self._template  # Python >= 3.12
-
-    def make(self, fields: dict[str, Any]) -> logging.LogRecord:
-        """A record holding ``fields`` as attributes, as ``extra=fields`` would."""
-        if logging.getLogRecordFactory() is not logging.LogRecord:
-            record = self._logger.makeRecord(*self._args)
-            record.__dict__.update(fields)
-            return record
-        record = logging.LogRecord.__new__(logging.LogRecord)
-        now = time.time()  # the record's wall-clock timestamp (LogRecord.created), not a duration
-        extra = record.__dict__
-        extra.update(self._template)
-        extra.update(fields)
-        extra["created"] = now
-        extra["msecs"] = int((now - int(now)) * 1000) + 0.0
-        extra["relativeCreated"] = (now - _START_TIME) * 1000
-        if logging.logThreads:
-            extra["thread"] = threading.get_ident()
-            extra["threadName"] = threading.current_thread().name
-        if logging.logProcesses:
-            extra["process"] = _PID[0]
-        if self._tasks and getattr(logging, "logAsyncioTasks", False):
-            try:
-                task = asyncio.current_task()
-            except RuntimeError:  # no running loop
-                task = None
-            extra["taskName"] = task.get_name() if task is not None else None
-        # Lets JsonLogFormatter take the fields as they are instead of scanning the record,
-        # unless a filter adds attributes on the way (then the length differs).
-        extra[FIELDS_MARK] = (fields, len(extra) + 1)
-        return record
 
 
 def _names(option: str, values: Sequence[str]) -> frozenset[str]:
