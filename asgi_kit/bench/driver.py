@@ -221,9 +221,26 @@ def time_cases(
     progress: Progress | None = None,
 ) -> list[Timing]:
     """Check every case, then time them interleaved on ``loop``; one :class:`Timing` per case, in order."""
+    timings = check_cases(cases, config, loop)
+    time_checked(timings, config, loop, progress)
+    return timings
+
+
+def check_cases(cases: Sequence[Case], config: BenchConfig, loop: asyncio.AbstractEventLoop) -> list[Timing]:
+    """Send every case its check request; a case answering wrong is failed with the reason."""
     timings = [Timing(case) for case in cases]
     for timing in timings:
         _check(timing, loop, config.requests - 1)
+    return timings
+
+
+def time_checked(
+    timings: Sequence[Timing],
+    config: BenchConfig,
+    loop: asyncio.AbstractEventLoop,
+    progress: Progress | None = None,
+) -> None:
+    """Time the cases that passed their check, interleaved, into their :class:`Timing`."""
     # Everything built so far (libraries, apps, credentials) moves to the permanent generation:
     # the collections before and during batches then scan only what the requests allocated,
     # the same way for every case, instead of the whole heap.
@@ -233,7 +250,6 @@ def time_cases(
         _measure(timings, loop, config, progress)
     finally:
         gc.unfreeze()
-    return timings
 
 
 def _check(timing: Timing, loop: asyncio.AbstractEventLoop, index: int) -> None:
@@ -255,7 +271,7 @@ def _check(timing: Timing, loop: asyncio.AbstractEventLoop, index: int) -> None:
 
 
 def _measure(
-    timings: list[Timing], loop: asyncio.AbstractEventLoop, config: BenchConfig, progress: Progress | None
+    timings: Sequence[Timing], loop: asyncio.AbstractEventLoop, config: BenchConfig, progress: Progress | None
 ) -> None:
     total_rounds = config.warmup + config.rounds
     warm = config.warm
@@ -406,6 +422,7 @@ __all__ = [
     "Exchange",
     "Timing",
     "call_once",
+    "check_cases",
     "close_loop",
     "environment",
     "overheads",
@@ -413,4 +430,5 @@ __all__ = [
     "stats",
     "summarize",
     "time_cases",
+    "time_checked",
 ]

@@ -42,10 +42,11 @@ from asgi_kit.bench.driver import (
     Case,
     Progress,
     Timing,
+    check_cases,
     close_loop,
     environment,
     summarize,
-    time_cases,
+    time_checked,
 )
 from asgi_kit.bench.e2e import E2EConfig, ServedApp, run_e2e
 from asgi_kit.bench.report import pyplot, render_e2e, us
@@ -257,7 +258,16 @@ def measure_inprocess(
             )
             cases.append(case)
             outcome.append((configuration, configuration.name))
-        timings = {t.case.name: t for t in time_cases(cases, config, loop, progress)}
+        checked = check_cases(cases, config, loop)
+        # The whole stack (or the app, without one) is what the others are compared with.
+        reference = APP if stack is None else STACK
+        if any(t.ok for t in checked if t.case.name == reference):
+            time_checked(checked, config, loop, progress)
+        else:
+            for timing in checked:
+                if timing.ok:
+                    timing.fail("skipped", f"not timed: the {reference} failed its check")
+        timings = {t.case.name: t for t in checked}
     finally:
         try:
             for lifespan in reversed(lifespans):
@@ -277,7 +287,18 @@ def problems(document: dict[str, Any]) -> list[str]:
     asked = f"{request['method']} {request['target']}"
     out: list[str] = []
     app, stack = rows.get(APP), rows.get(STACK)
-    if app is not None and app["status"] != "ok":
+    if (
+        app is not None
+        and app["status"] == "error"
+        and app.get("answered")
+        and stack is not None
+        and stack["status"] == "ok"
+    ):
+        out.append(
+            f"the app alone answers {app['answered']} to {asked}, not {expected}: the whole stack's cost "
+            f"over it is unknown (each layer's share is measured)."
+        )
+    elif app is not None and app["status"] == "error":
         out.append(
             f"the app alone: {app['note']}. Pick a request it serves (--request 'GET /path'), "
             f"or --expect-status to time that answer."
@@ -287,7 +308,7 @@ def problems(document: dict[str, Any]) -> list[str]:
         rejecting = [
             row["layer"]
             for row in document["configurations"]
-            if row.get("layer") and row["status"] == "ok" and row.get("answered") == expected
+            if row.get("layer") and row.get("answered") == expected
         ]
         if rejecting:
             out.append(
@@ -427,10 +448,17 @@ def render(document: dict[str, Any], console: Console) -> None:
         f"requests, clock {config['clock']}"
     )
     rows = {row["name"]: row for row in document["configurations"]}
+    expected = document["expect_status"]
     e2e = document.get("e2e") is not None
     clock = "process CPU time" if config["clock"] == "cpu" else "wall time"
     table = Table(title=f"What each layer costs, in process (µs per request, {clock})", title_justify="left")
-    for column in ("layer", "µs/request", "± IQR", "share", *(("e2e Δ req/s", "e2e Δ p99 ms") if e2e else ())):
+    for column in (
+        "layer",
+        "µs/request",
+        "± IQR",
+        "share",
+        *(("e2e Δ req/s", "e2e Δ p99 ms") if e2e else ()),
+    ):
         table.add_column(column, justify="left" if column == "layer" else "right")
 
     def e2e_cells(values: dict[str, Any] | None) -> tuple[str, ...]:
@@ -443,7 +471,11 @@ def render(document: dict[str, Any], console: Console) -> None:
     for share in document["layers"]:
         if "share_ns" not in share:
             table.add_row(
-                share["layer"], _failed(rows[f"without {share['layer']}"]), "", "", *(("", "") if e2e else ())
+                share["layer"],
+                _failed(rows[f"without {share['layer']}"], expected),
+                "",
+                "",
+                *(("", "") if e2e else ()),
             )
             continue
         pct = share.get("share_pct")
@@ -470,15 +502,13 @@ def render(document: dict[str, Any], console: Console) -> None:
             if whole and whole > 0 and len(shares) == len(document["layers"]):
                 table.add_row("the shares added up", us(sum(shares)), "", f"{100 * sum(shares) / whole:.0f}%")
         else:
-            table.add_row("[bold]the whole stack[/bold]", _failed(stack), "", "")
+            table.add_row("[bold]the whole stack[/bold]", _failed(stack, expected), "", "")
     if app is not None:
-        table.add_row(
-            "the app alone",
-            us(app.get("median_ns")) if app["status"] == "ok" else "[red]error[/red]",
-            us(app.get("iqr_ns")),
-            "",
-        )
+        cell = us(app.get("median_ns")) if app["status"] == "ok" else _failed(app, expected)
+        table.add_row("the app alone", cell, us(app.get("iqr_ns")), "")
     console.print(table)
+    if stack is None:
+        console.print("the app alone is timed: name its stack with --stack for each layer's share")
     if e2e:
         console.print(
             "e2e Δ: the stack's requests/s and p99 minus the stack's without the layer (the whole stack: "
@@ -489,12 +519,14 @@ def render(document: dict[str, Any], console: Console) -> None:
         console.print(f"[red]{problem}[/red]")
 
 
-def _failed(row: dict[str, Any]) -> str:
-    """A configuration without a number: what it answered, or that it failed (the notes say why)."""
-    if row["status"] == "ok":
-        return "-"  # measured, but what it is compared with is not
+def _failed(row: dict[str, Any], expected: int) -> str:
+    """A configuration without a number: what it answered, or why it has none (the notes say more)."""
     answered = row.get("answered")
-    return f"[red]answered {answered}[/red]" if answered else "[red]failed[/red]"
+    if answered and answered != expected:
+        return f"[red]answered {answered}[/red]"
+    if row["status"] == "error":
+        return "[red]failed[/red]"
+    return "-"  # not timed, or timed with nothing to compare it with
 
 
 def plot(document: dict[str, Any], destination: str) -> None:
