@@ -31,7 +31,7 @@ import io
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -211,7 +211,7 @@ def output_discarded(console: Console) -> Iterator[None]:
         console.file = original
 
 
-def _scopes(request: BenchRequest, state: dict[str, Any]) -> Any:
+def _scopes(request: BenchRequest, state: dict[str, Any]) -> Callable[[int], Scope]:
     if not state:
         return lambda index: request.scope()
     # uvicorn gives every request a shallow copy of the state the lifespan filled.
@@ -235,29 +235,24 @@ def measure_inprocess(
 ) -> list[tuple[Configuration, Timing | str]]:
     """Each configuration with its timing, or the reason it could not be built or started."""
     loop = asyncio.new_event_loop()
-    outcome: list[tuple[Configuration, Timing | str]] = []
+    wanted = configurations(stack)
+    failures: dict[str, str] = {}
     lifespans: list[Lifespan] = []
     try:
         cases: list[Case] = []
-        for configuration in configurations(stack):
+        for configuration in wanted:
             try:
                 built = configuration.build(app, stack)
                 lifespan = Lifespan(built)
                 loop.run_until_complete(lifespan.start())
             except Exception as exc:
-                outcome.append((configuration, f"could not start: {type(exc).__name__}: {exc}"))
+                failures[configuration.name] = f"could not start: {type(exc).__name__}: {exc}"
                 continue
             lifespans.append(lifespan)
-            case = Case(
-                configuration.name,
-                built,
-                _scopes(request, lifespan.state),
-                request.body,
-                _base(configuration),
-                expect_status,
+            scopes = _scopes(request, lifespan.state)
+            cases.append(
+                Case(configuration.name, built, scopes, request.body, _base(configuration), expect_status)
             )
-            cases.append(case)
-            outcome.append((configuration, configuration.name))
         checked = check_cases(cases, config, loop)
         # The whole stack (or the app, without one) is what the others are compared with.
         reference = APP if stack is None else STACK
@@ -274,10 +269,7 @@ def measure_inprocess(
                 loop.run_until_complete(lifespan.stop())
         finally:
             close_loop(loop)
-    return [
-        (configuration, timings[result] if result == configuration.name else result)
-        for configuration, result in outcome
-    ]
+    return [(c, timings[c.name] if c.name in timings else failures[c.name]) for c in wanted]
 
 
 def problems(document: dict[str, Any]) -> list[str]:
@@ -285,43 +277,45 @@ def problems(document: dict[str, Any]) -> list[str]:
     rows = {row["name"]: row for row in document["configurations"]}
     request, expected = document["request"], document["expect_status"]
     asked = f"{request['method']} {request['target']}"
-    out: list[str] = []
     app, stack = rows.get(APP), rows.get(STACK)
-    if (
-        app is not None
-        and app["status"] == "error"
-        and app.get("answered")
-        and stack is not None
-        and stack["status"] == "ok"
-    ):
-        out.append(
-            f"the app alone answers {app['answered']} to {asked}, not {expected}: the whole stack's cost "
-            f"over it is unknown (each layer's share is measured)."
-        )
-    elif app is not None and app["status"] == "error":
-        out.append(
-            f"the app alone: {app['note']}. Pick a request it serves (--request 'GET /path'), "
-            f"or --expect-status to time that answer."
-        )
-    if stack is not None and stack["status"] != "ok":
+    stack_ok = stack is not None and stack["status"] == "ok"
+    out: list[str] = []
+    if app is not None and app["status"] == "error":
+        if "answered" not in app:  # it could not start
+            out.append(f"the app alone {app['note']}")
+        elif app["answered"] and stack_ok:
+            out.append(
+                f"the app alone answers {app['answered']} to {asked}, not {expected}: the whole stack's "
+                f"cost over it is unknown (each layer's share is measured)."
+            )
+        else:
+            out.append(
+                f"the app alone: {app['note']}. Pick a request it serves (--request 'GET /path'), "
+                f"or --expect-status to time that answer."
+            )
+    if stack is not None and not stack_ok:
+        answered = stack.get("answered")
         # The layers whose absence lets the request through are the ones rejecting it.
         rejecting = [
             row["layer"]
             for row in document["configurations"]
-            if row.get("layer") and row.get("answered") == expected
+            if row.get("layer") and answered and row.get("answered") == expected
         ]
         if rejecting:
             out.append(
-                f"the stack answers {stack['answered']} to {asked} (expected {expected}): "
+                f"the stack answers {answered} to {asked} (expected {expected}): "
                 f"{', '.join(rejecting)} rejects it, so its numbers would time a rejection. Send what "
-                f"it needs (--header 'Authorization: Bearer ...'), or --expect-status {stack['answered']} "
+                f"it needs (--header 'Authorization: Bearer ...'), or --expect-status {answered} "
                 f"to time the rejection itself."
             )
         else:
             out.append(f"the whole stack: {stack['note']}")
-    for row in document["configurations"]:
-        if row.get("layer") and row["status"] != "ok" and stack is not None and stack["status"] == "ok":
-            out.append(f"{row['layer']}'s share is unknown: the stack without it {row['note']}")
+    if stack_ok:
+        out.extend(
+            f"{row['layer']}'s share is unknown (the stack without it: {row['note']})"
+            for row in document["configurations"]
+            if row.get("layer") and row["status"] != "ok"
+        )
     return out
 
 
@@ -361,7 +355,7 @@ def run_layers(
     document["problems"] = problems(document)
     if e2e is not None:
         healthy = [row["name"] for row in document["configurations"] if row["status"] == "ok"]
-        if APP in healthy and (stack is None or STACK in healthy):
+        if (APP if stack is None else STACK) in healthy:
             shared = {APP_ENV: app_reference, STACK_ENV: stack_reference or ""}
             path = (os.path.abspath(app_dir),)
             served = [
