@@ -9,7 +9,7 @@ A stack runs the code of all its layers per request, so each layer finds less of
 and data still cached than when it runs alone; its time then exceeds the sum of the layers
 alone even when it executes no extra instruction. The instruction count separates the two:
 "the stack adds nothing of its own" is a statement about instructions, and it is checked here;
-the time ratios of ``asgi-kit bench`` say what the hardware makes of them.
+the time ratios of ``python -m benchmarks`` say what the hardware makes of them.
 
 Method: each variant is built as the suite builds it (same app, same tokens, same tracer
 provider with its batch processor, same JSON loggers), warmed with 300 requests, then run for
@@ -36,7 +36,11 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from asgi_kit.bench.variants import TARGETS, Target, Variant, get_variants
+if not __package__:  # python benchmarks/instructions.py: the checkout, not benchmarks/, holds the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asgi_kit.bench.driver import Case, run_batch
+from benchmarks.suite.variants import TARGETS, Target, Variant, get_variants
 
 WARMUP = 300
 _IR = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -59,20 +63,20 @@ def child(name: str, count: int, pool_size: int | None = None) -> None:
     ``pool_size`` credentials are made first, whatever ``count`` is: minting a fresh token per
     request costs instructions too, and both runs of a variant must pay the same for it.
     """
-    from asgi_kit.bench.context import BenchContext
-    from asgi_kit.bench.driver import _PRINCIPAL_SCOPE, _batch, _credentials
+    from benchmarks.suite.context import BenchContext
+    from benchmarks.suite.driver import credentials, scopes
 
     (variant,) = get_variants([name])
     ctx = BenchContext()
     loop = asyncio.new_event_loop()
     built = variant.build(ctx)
     app = loop.run_until_complete(built) if asyncio.iscoroutine(built) else built
-    pool = _credentials(variant.tokens, max(pool_size or 0, WARMUP + count), ctx)
-    extras = _PRINCIPAL_SCOPE if variant.principal else None
+    pool = credentials(variant.tokens, max(pool_size or 0, WARMUP + count), ctx)
+    case = Case(name, app, scopes(pool, variant.principal))
     gc.collect()
     gc.freeze()
-    _, _, bad = loop.run_until_complete(_batch(app, pool, 0, WARMUP, extras))
-    _, _, bad2 = loop.run_until_complete(_batch(app, pool, WARMUP, count, extras))
+    _, _, bad = loop.run_until_complete(run_batch(case, 0, WARMUP))
+    _, _, bad2 = loop.run_until_complete(run_batch(case, WARMUP, count))
     loop.close()
     ctx.close()
     if bad or bad2:

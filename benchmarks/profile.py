@@ -16,34 +16,40 @@ import asyncio
 import collections
 import gc
 import re
+import sys
 import time
+from pathlib import Path
 
-from asgi_kit.bench._apps import bare_asgi_app, bearer_values
-from asgi_kit.bench.driver import _PRINCIPAL_SCOPE, _batch
-from asgi_kit.bench.kit import _wrap_kit
-from asgi_kit.bench.variants import BenchContext, Variant, get_variants
+if not __package__:  # python benchmarks/profile.py: the checkout, not benchmarks/, holds the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asgi_kit.bench.driver import Case, run_batch
+from benchmarks.suite._apps import bare_asgi_app, bearer_values
+from benchmarks.suite.driver import scopes
+from benchmarks.suite.kit import wrap_kit
+from benchmarks.suite.variants import BenchContext, Variant, get_variants
 
 
 def loop(name: str, seconds: float) -> int:
     if name.startswith("layers:"):  # an ad-hoc kit stack, e.g. layers:request_id,logging
         layers = name.split(":", 1)[1].split(",")
         variant = Variant(
-            name, "kit-stack", "bare.asgi", name, lambda ctx: _wrap_kit(ctx, bare_asgi_app, layers)
+            name, "kit-stack", "bare.asgi", name, lambda ctx: wrap_kit(ctx, bare_asgi_app, layers)
         )
     else:
         (variant,) = get_variants([name])
     ctx = BenchContext()
     app = variant.build(ctx)
-    extras = _PRINCIPAL_SCOPE if variant.principal else None
     pool = bearer_values(200_000 if variant.tokens == "cold" else 1, cold=variant.tokens == "cold")
     if variant.tokens != "cold":
         pool = pool * 200_000
+    case = Case(name, app, scopes(pool, variant.principal))
     gc.collect()
     gc.freeze()
     runner = asyncio.new_event_loop()
     done, stop = 0, time.monotonic() + seconds
     while time.monotonic() < stop and done + 200 <= len(pool):
-        runner.run_until_complete(_batch(app, pool, done, 200, extras))
+        runner.run_until_complete(run_batch(case, done, 200))
         done += 200
     runner.close()
     ctx.close()
@@ -59,7 +65,7 @@ def lines(path: str, top: int) -> None:
     for raw in raw_lines:
         stack, _, count = raw.rstrip().rpartition(" ")
         frames = stack.split(";")
-        if not any(f.startswith("_batch ") for f in frames):
+        if not any(f.startswith("run_batch ") for f in frames):
             continue  # start-up and imports, not the request path
         total += int(count)
         leaf = next((f for f in reversed(frames) if "asgi_kit/" in f and "asgi_kit/bench" not in f), None)

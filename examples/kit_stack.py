@@ -3,16 +3,25 @@
 Run any of the examples with uvicorn from the repository root, e.g.
 ``uvicorn examples.fastapi_app:app``, then call it with the printed development token:
 ``curl -H "Authorization: Bearer $TOKEN" localhost:8000/hello``.
+
+This module also exposes ``stack`` and a bare ``app`` apart, for ``asgi-kit bench`` to measure
+what the stack costs and each layer's share (``python -m examples.kit_stack`` prints a token):
+
+    asgi-kit bench --app examples.kit_stack:app --stack examples.kit_stack:stack \
+        --header "Authorization: Bearer $(python -m examples.kit_stack)"
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
 from asgi_kit import Stack
+from asgi_kit._asgi.principal import get_principal
+from asgi_kit._asgi.types import Receive, Scope, Send
 from asgi_kit.auth import AuthMiddleware, JWTConfig, JWTManager
-from asgi_kit.errors import ProblemDetailsMiddleware
+from asgi_kit.errors import NOT_FOUND, ProblemDetailsMiddleware, ProblemError
 from asgi_kit.guards import SecurityHeadersMiddleware
 from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware, new_logger
 from asgi_kit.metrics import MetricsMiddleware, register_metrics
@@ -43,3 +52,27 @@ def print_dev_token(jwt: JWTManager) -> str:
     if "pytest" not in sys.modules:
         print(f"development token: {token}", file=sys.stderr)
     return token
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    """A bare ASGI app: ``GET /`` says hello to whoever the stack authenticated."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["path"] != "/":
+        raise ProblemError(NOT_FOUND)
+    scope["asgi_kit.route"] = "/"  # the route template, for metrics and logs
+    principal = get_principal(scope)
+    body = json.dumps({"hello": principal.identity if principal else None}).encode()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+stack, jwt = kit_stack("kit-stack-example")
+
+if __name__ == "__main__":
+    print(jwt.generate_token_pair("dev-user", "dev-org", "org_admin").access_token)

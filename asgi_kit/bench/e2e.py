@@ -1,18 +1,18 @@
-"""End-to-end mode: uvicorn subprocesses serving bare FastAPI, the kit stack and the peer stack.
+"""End-to-end runs: each app under its own uvicorn, loaded from another process, alternated.
 
-Each app runs in its own uvicorn (one worker, then ``--workers 2``), started once per mode.
-The load comes from another process: ``wrk`` when it is installed, otherwise a bounded
-built-in asyncio HTTP/1.1 keep-alive load generator running in this process. Runs are
-alternated A/B/C (the order rotates every repeat), so drift lands on every app alike.
+Each :class:`ServedApp` runs in its own uvicorn (``--workers N`` for each worker count),
+started once per GC mode. The load comes from another process: ``wrk`` when it is on the
+``PATH``, otherwise a bounded built-in asyncio HTTP/1.1 keep-alive load generator running in
+this process. Runs are alternated (the order rotates every repeat), so drift lands on every
+app alike.
 
-Every app is served in two GC modes (``gc_modes``): ``default``, each app as its users build
-it (the kit app freezes its startup heap through its lifespan layer, bare FastAPI and the
-peer stack leave the collector alone), and ``freeze``, every server ``gc.freeze()``s its
-startup heap alike. The targets use the ``default`` figures. Each run reports requests/s and
-latency p50/p99/p99.9 (wrk through a small Lua ``done()`` hook, since ``--latency`` stops at
-p99; the built-in loader from every request's latency); peak memory is the sum of ``VmHWM``
-(Linux) over the server's process tree, or the largest RSS psutil saw elsewhere. Every
-process is started in its own session and stopped by PID, with bounded waits.
+GC modes (``gc_modes``): ``default`` serves each app as built; ``freeze`` has every server
+``gc.freeze()`` its startup heap alike (:mod:`asgi_kit.bench.serving`). Each run reports
+requests/s and latency p50/p99/p99.9 (wrk through a small Lua ``done()`` hook, since
+``--latency`` stops at p99; the built-in loader from every request's latency); peak memory
+is the sum of ``VmHWM`` (Linux) over the server's process tree, or the largest RSS psutil saw
+elsewhere. Every process is started in its own session and stopped by PID, with bounded
+waits; a server's stderr goes to a file whose end is shown when it fails to start.
 """
 
 from __future__ import annotations
@@ -31,17 +31,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
-from asgi_kit.bench._apps import BASE_HEADERS, PATH, mint_token
-from asgi_kit.bench.apps import APP_ENV, DIAGNOSTICS_ENV, E2E_APPS, FREEZE_ENV
+from asgi_kit.bench.request import BenchRequest
+from asgi_kit.bench.serving import DIAGNOSTICS_ENV, FACTORY_ENV, FREEZE_ENV
 
 Progress = Callable[[int, int, str], None]
-QUERY: Final = "?verbose=1"
 _UNITS: Final = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 GC_MODES: Final = ("default", "freeze")
 #: The latency points both loaders report (percentiles, then the slowest request).
@@ -58,11 +57,24 @@ end
 
 
 @dataclass(frozen=True, slots=True)
+class ServedApp:
+    """An app the e2e runner serves: ``factory`` (``module:callable``) builds it in the server.
+
+    ``env`` is added to the server's environment, ``path`` to its ``PYTHONPATH`` (the folders
+    ``factory`` is imported from).
+    """
+
+    name: str
+    factory: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class E2EConfig:
     """How long to load each app, with what, and in which modes."""
 
-    apps: tuple[str, ...] = ("bare", "kit", "peer")
-    workers: tuple[int, ...] = (1, 2)
+    workers: tuple[int, ...] = (1,)
     duration: float = 8.0
     warmup: float = 2.0
     repeats: int = 3
@@ -70,16 +82,12 @@ class E2EConfig:
     loader: str = "auto"
     startup_timeout: float = 30.0
     max_requests: int = 1_000_000
-    #: ``default``: each app as built (only the kit's lifespan layer freezes); ``freeze``: every
-    #: server gc.freeze()s its startup heap alike (see asgi_kit.bench.apps)
-    gc_modes: tuple[str, ...] = GC_MODES
-    #: record GC pauses and thread CPU time in every server (asgi_kit.bench.apps.Diagnostics)
+    #: ``default``: each app as built; ``freeze``: every server gc.freeze()s its startup heap
+    gc_modes: tuple[str, ...] = ("default",)
+    #: record GC pauses and thread CPU time in every server (asgi_kit.bench.serving.Diagnostics)
     diagnostics: bool = False
 
     def __post_init__(self) -> None:
-        unknown = [a for a in self.apps if a not in E2E_APPS]
-        if unknown or not self.apps:
-            raise ValueError(f"apps must be among {', '.join(E2E_APPS)}, got {self.apps!r}")
         if not self.workers or any(w < 1 for w in self.workers):
             raise ValueError("workers must hold counts >= 1")
         if self.duration <= 0 or self.warmup < 0 or self.repeats < 1 or self.connections < 1:
@@ -121,18 +129,13 @@ class _Server:
     loads: list[LoadResult] = field(default_factory=list)
     peak_rss: int = 0
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    stderr: IO[bytes] | None = None
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def request_headers(token: str) -> list[tuple[str, str]]:
-    """The headers every e2e request carries: the usual ones and a reused bearer token."""
-    headers = [(k.decode(), v.decode()) for k, v in BASE_HEADERS if k != b"host"]
-    return [*headers, ("Authorization", f"Bearer {token}")]
 
 
 # --------------------------------------------------------------------------- processes
@@ -199,35 +202,53 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
             continue
 
 
-def _wait_ready(server: _Server, token: str, deadline: float) -> None:
-    request = _http_request(server.port, request_headers(token))
+def _wait_ready(server: _Server, request: BenchRequest, expect_status: int, deadline: float) -> None:
+    payload = request.http_bytes(server.port)
+    expected = f"HTTP/1.1 {expect_status}".encode()
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"uvicorn for {server.app!r} exited with {server.process.returncode}")
+            raise RuntimeError(
+                f"uvicorn for {server.app!r} exited with {server.process.returncode}{_stderr_tail(server.stderr)}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", server.port), timeout=1.0) as sock:
-                sock.sendall(request)
+                sock.sendall(payload)
                 head = sock.recv(64)
-            if head.startswith(b"HTTP/1.1 200"):
+            if head.startswith(expected):
                 return
-            raise RuntimeError(f"{server.app!r} answered {head[:40]!r} instead of 200")
+            raise RuntimeError(
+                f"{server.app!r} answered {head[:40]!r} to {request} instead of {expect_status}"
+            )
         except OSError:
             time.sleep(0.1)
-    raise TimeoutError(f"uvicorn for {server.app!r} did not get ready in time")
+    raise TimeoutError(f"uvicorn for {server.app!r} did not get ready in time{_stderr_tail(server.stderr)}")
+
+
+def _stderr_tail(stream: IO[bytes] | None, size: int = 2000) -> str:
+    """The end of what a server wrote to stderr, to say why it failed."""
+    if stream is None:
+        return ""
+    stream.flush()
+    stream.seek(0, os.SEEK_END)
+    stream.seek(max(0, stream.tell() - size))
+    text = stream.read().decode("utf-8", "replace").strip()
+    return f"; its stderr ends with:\n{text}" if text else ""
 
 
 @contextmanager
 def serve(
-    app: str,
+    app: ServedApp,
     workers: int,
-    token: str,
+    request: BenchRequest,
     startup_timeout: float = 30.0,
     *,
     gc_mode: str = "default",
     diagnostics: bool = False,
+    expect_status: int = 200,
 ) -> Iterator[_Server]:
-    """Run ``uvicorn --factory asgi_kit.bench.apps:create_app`` for ``app``; stop it on exit.
+    """Run ``uvicorn --factory asgi_kit.bench.serving:create_app`` for ``app``; stop it on exit.
 
+    The server is ready once it answers ``request`` with ``expect_status``.
     ``gc_mode="freeze"`` has the server freeze its startup heap whatever the app does;
     ``diagnostics`` has each server process record its GC pauses and thread CPU times, read
     into ``server.diagnostics`` once the server has stopped.
@@ -240,7 +261,7 @@ def serve(
         "-m",
         "uvicorn",
         "--factory",
-        "asgi_kit.bench.apps:create_app",
+        "asgi_kit.bench.serving:create_app",
         "--host",
         "127.0.0.1",
         "--port",
@@ -251,17 +272,27 @@ def serve(
         "warning",
         "--no-access-log",
     ]
-    env = {**os.environ, APP_ENV: app, FREEZE_ENV: "1" if gc_mode == "freeze" else "0"}
+    env = {
+        **os.environ,
+        **app.env,
+        FACTORY_ENV: app.factory,
+        FREEZE_ENV: "1" if gc_mode == "freeze" else "0",
+    }
+    if app.path:
+        env["PYTHONPATH"] = os.pathsep.join([*app.path, *filter(None, [os.environ.get("PYTHONPATH")])])
     env.pop(DIAGNOSTICS_ENV, None)
     with ExitStack() as cleanup:
         if diagnostics:
             folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="asgi-kit-e2e-")))
             env[DIAGNOSTICS_ENV] = str(folder / "diagnostics")
+        stderr = cleanup.enter_context(tempfile.TemporaryFile(prefix="asgi-kit-e2e-stderr-"))
         # The command is built here from sys.executable and constants: no untrusted input.
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)  # noqa: S603
-        server = _Server(app, workers, port, process, gc_mode)
+        process = subprocess.Popen(  # noqa: S603
+            command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
+        server = _Server(app.name, workers, port, process, gc_mode, stderr=stderr)
         try:
-            _wait_ready(server, token, time.monotonic() + startup_timeout)
+            _wait_ready(server, request, expect_status, time.monotonic() + startup_timeout)
             yield server
         finally:
             if process.poll() is None:
@@ -285,11 +316,6 @@ def read_diagnostics(folder: Path) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- load generators
 
 
-def _http_request(port: int, headers: Sequence[tuple[str, str]]) -> bytes:
-    lines = [f"GET {PATH}{QUERY} HTTP/1.1", f"Host: 127.0.0.1:{port}", *(f"{k}: {v}" for k, v in headers)]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
 def _percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
     if not sorted_values:
         return None
@@ -298,9 +324,10 @@ def _percentile(sorted_values: Sequence[float], fraction: float) -> float | None
 
 
 async def _builtin_load(
-    port: int, headers: Sequence[tuple[str, str]], seconds: float, connections: int, cap: int
+    port: int, request: BenchRequest, seconds: float, connections: int, cap: int, expect_status: int
 ) -> LoadResult:
-    request = _http_request(port, headers)
+    payload = request.http_bytes(port)
+    expected = f"HTTP/1.1 {expect_status}".encode()
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
@@ -311,14 +338,13 @@ async def _builtin_load(
         try:
             while time.perf_counter() < stop_at and len(latencies) < cap:
                 began = time.perf_counter()
-                writer.write(request)
+                writer.write(payload)
                 head = await reader.readuntil(b"\r\n\r\n")
-                match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
-                await reader.readexactly(int(match.group(1)) if match else 0)
-                if not head.startswith(b"HTTP/1.1 200"):
+                await _read_body(reader, head)
+                if not head.startswith(expected):
                     errors += 1
                 latencies.append((time.perf_counter() - began) * 1000)
-        except (OSError, asyncio.IncompleteReadError):
+        except (OSError, ValueError, asyncio.IncompleteReadError):
             errors += 1
         finally:
             writer.close()
@@ -328,6 +354,21 @@ async def _builtin_load(
     elapsed = time.perf_counter() - began
     latencies.sort()
     return _result(len(latencies), elapsed, latency_points(latencies), errors)
+
+
+async def _read_body(reader: asyncio.StreamReader, head: bytes) -> None:
+    """Read the body after ``head``: ``Content-Length`` bytes, or chunks (an app that sent no length)."""
+    length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    if length is not None:
+        await reader.readexactly(int(length.group(1)))
+        return
+    if re.search(rb"(?i)\r\ntransfer-encoding:[^\r]*chunked", head) is None:
+        return
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+        await reader.readexactly(size + 2)  # the chunk and its CRLF; the last chunk has no trailers here
+        if size == 0:
+            return
 
 
 def latency_points(sorted_ms: Sequence[float]) -> dict[str, float]:
@@ -351,10 +392,18 @@ def _result(requests: int, seconds: float, distribution: dict[str, float], error
 
 
 def builtin_load(
-    port: int, headers: Sequence[tuple[str, str]], seconds: float, connections: int, cap: int
+    port: int,
+    request: BenchRequest,
+    seconds: float,
+    connections: int,
+    cap: int,
+    expect_status: int = 200,
 ) -> LoadResult:
-    """Keep ``connections`` keep-alive connections busy for ``seconds`` (at most ``cap`` requests)."""
-    return asyncio.run(_builtin_load(port, headers, seconds, connections, cap))
+    """Keep ``connections`` keep-alive connections busy for ``seconds`` (at most ``cap`` requests).
+
+    An answer other than ``expect_status`` counts as an error.
+    """
+    return asyncio.run(_builtin_load(port, request, seconds, connections, cap, expect_status))
 
 
 def _to_ms(value: str) -> float:
@@ -388,14 +437,26 @@ def parse_wrk(output: str) -> LoadResult:
     return _result(int(total.group(1)), seconds, distribution, errors)
 
 
-def wrk_load(port: int, headers: Sequence[tuple[str, str]], seconds: float, connections: int) -> LoadResult:
-    """Run ``wrk`` (one thread, from its own process) against the server."""
+def wrk_script(request: BenchRequest) -> str:
+    """The Lua script wrk runs: the request's method and body, then the latency hook."""
+    lines = [f'wrk.method = "{request.method}"']
+    if request.body:
+        # Decimal escapes: any byte, and nothing in the body can end the Lua string.
+        lines.append('wrk.body = "' + "".join(f"\\{byte}" for byte in request.body) + '"')
+    return "\n".join([*lines, WRK_SCRIPT])
+
+
+def wrk_load(port: int, request: BenchRequest, seconds: float, connections: int) -> LoadResult:
+    """Run ``wrk`` (one thread, from its own process) against the server.
+
+    wrk counts answers outside 2xx and 3xx as errors.
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise FileNotFoundError("wrk is not installed")
     with tempfile.TemporaryDirectory(prefix="asgi-kit-wrk-") as folder:
         script = Path(folder) / "latency.lua"
-        script.write_text(WRK_SCRIPT, encoding="utf-8")
+        script.write_text(wrk_script(request), encoding="utf-8")
         command = [
             wrk,
             "-t1",
@@ -405,9 +466,9 @@ def wrk_load(port: int, headers: Sequence[tuple[str, str]], seconds: float, conn
             "-s",
             str(script),
         ]
-        for name, value in headers:
-            command += ["-H", f"{name}: {value}"]
-        command.append(f"http://127.0.0.1:{port}{PATH}{QUERY}")
+        for name, value in request.headers:
+            command += ["-H", f"{name.decode('latin-1')}: {value.decode('latin-1')}"]
+        command.append(f"http://127.0.0.1:{port}{request.target}")
         done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=True)  # noqa: S603
     return parse_wrk(done.stdout)
 
@@ -415,21 +476,31 @@ def wrk_load(port: int, headers: Sequence[tuple[str, str]], seconds: float, conn
 # --------------------------------------------------------------------------- the run
 
 
-def run_e2e(config: E2EConfig = E2EConfig(), progress: Progress | None = None) -> dict[str, Any]:
-    """Serve every app in every mode, alternate the load between them, return the e2e document."""
+def run_e2e(
+    apps: Sequence[ServedApp],
+    request: BenchRequest,
+    config: E2EConfig = E2EConfig(),
+    progress: Progress | None = None,
+    *,
+    expect_status: int = 200,
+) -> dict[str, Any]:
+    """Serve every app in every mode, alternate the load between them, return the e2e document.
+
+    Every request is ``request``; every answer must be ``expect_status`` (others count as errors).
+    """
+    if not apps:
+        raise ValueError("run_e2e needs at least one app")
     loader = config.loader
     if loader == "auto":
-        loader = "wrk" if shutil.which("wrk") else "builtin"
-    token = mint_token(0)
-    headers = request_headers(token)
+        loader = "wrk" if shutil.which("wrk") and 200 <= expect_status < 400 else "builtin"
 
     def load(port: int, seconds: float) -> LoadResult:
         if loader == "wrk":
-            return wrk_load(port, headers, seconds, config.connections)
-        return builtin_load(port, headers, seconds, config.connections, config.max_requests)
+            return wrk_load(port, request, seconds, config.connections)
+        return builtin_load(port, request, seconds, config.connections, config.max_requests, expect_status)
 
     rows: list[dict[str, Any]] = []
-    total = len(config.workers) * len(config.gc_modes) * len(config.apps) * config.repeats
+    total = len(config.workers) * len(config.gc_modes) * len(apps) * config.repeats
     done = 0
     for workers in config.workers:
         for gc_mode in config.gc_modes:
@@ -439,13 +510,14 @@ def run_e2e(config: E2EConfig = E2EConfig(), progress: Progress | None = None) -
                         serve(
                             app,
                             workers,
-                            token,
+                            request,
                             config.startup_timeout,
                             gc_mode=gc_mode,
                             diagnostics=config.diagnostics,
+                            expect_status=expect_status,
                         )
                     )
-                    for app in config.apps
+                    for app in apps
                 ]
                 if config.warmup > 0:
                     for server in servers:
@@ -464,11 +536,11 @@ def run_e2e(config: E2EConfig = E2EConfig(), progress: Progress | None = None) -
     return {
         "loader": loader,
         "config": asdict(config),
+        "request": request.describe(),
         "duration_s": config.duration,
         "repeats": config.repeats,
         "connections": config.connections,
         "runs": rows,
-        "targets": e2e_targets(rows),
     }
 
 
@@ -495,96 +567,6 @@ def _row(server: _Server) -> dict[str, Any]:
     return row
 
 
-def _target(
-    name: str, description: str, value: float | None, limit: float | None, higher_is_better: bool
-) -> dict[str, Any]:
-    passed = None
-    if value is not None and limit is not None:
-        passed = value >= limit if higher_is_better else value <= limit
-    return {
-        "name": name,
-        "description": description,
-        "kind": "e2e",
-        "measured": value,
-        "limit": limit,
-        "passed": passed,
-        "note": "" if value is not None else "not measured",
-    }
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b is not None and b > 0 else None
-
-
-def e2e_targets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's end-to-end targets, for every worker count measured.
-
-    They use the ``default`` GC mode's rows (each app as its users build it); a run of the
-    ``freeze`` mode alone is judged on its rows, and the description says so.
-    """
-    modes = {row.get("gc", "default") for row in rows}
-    mode = "default" if "default" in modes or not modes else "freeze"
-    rows = [row for row in rows if row.get("gc", "default") == mode]
-    out: list[dict[str, Any]] = []
-    for workers in sorted({row["workers"] for row in rows}):
-        by_app = {row["app"]: row for row in rows if row["workers"] == workers}
-        bare, kit, peer = by_app.get("bare", {}), by_app.get("kit", {}), by_app.get("peer", {})
-        suffix = f" ({workers} worker{'s' if workers > 1 else ''}{', every heap frozen' if mode == 'freeze' else ''})"
-        primary = workers == 1
-        out.append(
-            _target(
-                f"e2e_rps_kit_w{workers}",
-                "kit stack keeps >= 0.5x bare FastAPI's requests/s" + suffix,
-                _ratio(kit.get("rps"), bare.get("rps")),
-                0.5 if primary else None,
-                True,
-            )
-        )
-        out.append(
-            _target(
-                f"e2e_rps_peer_w{workers}",
-                "peer stack's share of bare FastAPI's requests/s (issue: ~0.1x)" + suffix,
-                _ratio(peer.get("rps"), bare.get("rps")),
-                None,
-                True,
-            )
-        )
-        out.append(
-            _target(
-                f"e2e_p99_kit_w{workers}",
-                "kit stack p99 latency <= 2x bare FastAPI's" + suffix,
-                _ratio(kit.get("p99_ms"), bare.get("p99_ms")),
-                2.0 if primary else None,
-                False,
-            )
-        )
-        out.append(
-            _target(
-                f"e2e_p999_kit_w{workers}",
-                "kit stack p99.9 latency <= 3x bare FastAPI's" + suffix,
-                _ratio(kit.get("p999_ms"), bare.get("p999_ms")),
-                3.0 if primary else None,
-                False,
-            )
-        )
-        kit_mem = _diff(kit.get("peak_rss_bytes"), bare.get("peak_rss_bytes"))
-        peer_mem = _diff(peer.get("peak_rss_bytes"), bare.get("peak_rss_bytes"))
-        out.append(
-            _target(
-                f"e2e_memory_w{workers}",
-                "kit stack's peak-memory increase <= 0.75x the peer stack's" + suffix,
-                _ratio(kit_mem, peer_mem),
-                0.75 if primary else None,
-                False,
-            )
-        )
-    return out
-
-
-def _diff(a: int | None, b: int | None) -> float | None:
-    return float(a - b) if a and b else None
-
-
 __all__ = [
     "GC_MODES",
     "POINTS",
@@ -592,8 +574,9 @@ __all__ = [
     "WRK_SCRIPT",
     "E2EConfig",
     "LoadResult",
+    "Progress",
+    "ServedApp",
     "builtin_load",
-    "e2e_targets",
     "latency_points",
     "parse_wrk",
     "peak_rss",
@@ -603,4 +586,5 @@ __all__ = [
     "serve",
     "stop_process",
     "wrk_load",
+    "wrk_script",
 ]

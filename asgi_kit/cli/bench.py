@@ -1,169 +1,119 @@
-"""``asgi-kit bench``: the included overhead suite.
+"""``asgi-kit bench``: what your stack costs over your app, and each layer's share.
 
-    asgi-kit bench [--quick] [--e2e] [--rounds N] [--json FILE|-] [--plot FILE] [--only PATTERN]
-                   [--database-url URL] [--e2e-gc both|default|freeze] [--e2e-workers N[,N]]
+    asgi-kit bench --app module:app [--stack module:stack] [--request 'GET /path'] [--header 'Name: value']
+                   [--body TEXT] [--expect-status N] [--quick] [--e2e] [--json FILE|-] [--plot FILE]
 
-In-process by default (every kit layer, its peers, the stacks; see ``docs/benchmarks.md``);
-``--e2e`` adds the uvicorn run. Exit status: 0, or 1 when a variant errored (a layer that
-answers something else than 200, or fails to build), or when ``--check`` is given and a
-target failed. A skipped variant (layer or peer not installed, PostgreSQL not reachable) never
-fails the run.
+``--app`` names the bare ASGI app, ``--stack`` the :class:`asgi_kit.Stack` to wrap around it
+(without it, the app alone is timed). Modules are imported from ``--app-dir`` (the current
+folder by default), as uvicorn does. Exit status: 0; 1 when a configuration did not answer
+the expected status or failed to start (the output says which, and which layer rejects the
+request); 2 for a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
-
-
-def _patterns(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(p.strip() for value in values or () for p in value.split(",") if p.strip())
-
-
-def _worker_counts(value: str) -> tuple[int, ...]:
-    try:
-        counts = tuple(int(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        counts = ()
-    if not counts or any(count < 1 for count in counts):
-        raise argparse.ArgumentTypeError(
-            f"worker counts must be integers >= 1, comma separated, got {value!r}"
-        )
-    return counts
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="measure what each layer costs next to the libraries it replaces",
-        description="The included overhead suite: in-process by default, --e2e adds uvicorn + wrk.",
+        help="measure what your stack costs over your app, and each layer's share",
+        description="Time your app alone, in your stack, and in the stack without each layer: "
+        "in process, and under uvicorn with --e2e.",
     )
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds (tiny rounds)")
-    parser.add_argument("--e2e", action="store_true", help="also run the end-to-end uvicorn benchmark")
+    parser.add_argument("--app", required=True, metavar="MODULE:APP", help="the bare ASGI app")
     parser.add_argument(
-        "--rounds", type=int, metavar="N", help="timed rounds per variant (default 30, quick 3)"
+        "--stack", metavar="MODULE:STACK", help="the asgi_kit.Stack around it (each layer's share)"
     )
-    parser.add_argument("--batch", type=int, metavar="N", help="requests per variant per round (default 200)")
-    parser.add_argument("--warmup", type=int, metavar="N", help="discarded warm-up rounds (default 3)")
     parser.add_argument(
-        "--gc", choices=("collect", "disable"), default="collect", help="GC during timed batches"
+        "--app-dir", default=".", metavar="DIR", help="folder the modules are imported from (default: .)"
+    )
+    parser.add_argument(
+        "--request", default="GET /", metavar="'METHOD /path'", help="the request sent (default: 'GET /')"
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'Name: value'",
+        help="a header every request carries (repeatable)",
+    )
+    parser.add_argument("--body", default="", metavar="TEXT", help="the request body")
+    parser.add_argument(
+        "--expect-status",
+        type=int,
+        default=200,
+        metavar="N",
+        help="the status every answer must have (default 200)",
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--e2e", action="store_true", help="also serve each configuration with uvicorn")
+    parser.add_argument("--rounds", type=int, metavar="N", help="timed rounds (default 30, quick 3)")
+    parser.add_argument(
+        "--batch", type=int, metavar="N", help="requests per configuration per round (default 200)"
     )
     parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),
         default="wall",
-        help="what the table and targets use: wall time (perf_counter) or process CPU time; both are in --json",
+        help="wall time (perf_counter) or process CPU time; both are in --json",
+    )
+    parser.add_argument(
+        "--e2e-duration", type=float, metavar="S", help="seconds per e2e load run (default 5, quick 1)"
+    )
+    parser.add_argument(
+        "--e2e-repeats", type=int, metavar="N", help="alternated e2e runs per configuration (default 3)"
     )
     parser.add_argument("--json", metavar="FILE|-", help="write the result document as JSON ('-': stdout)")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG plot (matplotlib)")
-    parser.add_argument(
-        "--only",
-        metavar="PATTERN",
-        action="append",
-        help="fnmatch pattern(s) on variant names, comma separated",
-    )
-    parser.add_argument(
-        "--e2e-duration", type=float, metavar="S", help="seconds per e2e load run (default 8)"
-    )
-    parser.add_argument(
-        "--e2e-repeats", type=int, metavar="N", help="alternated e2e runs per app (default 3)"
-    )
-    parser.add_argument(
-        "--e2e-workers",
-        type=_worker_counts,
-        metavar="N[,N]",
-        help="uvicorn worker counts of the e2e run (default 1,2; --quick 1)",
-    )
-    parser.add_argument(
-        "--e2e-gc",
-        choices=("both", "default", "freeze"),
-        default="both",
-        help="default: each app as built (the kit's lifespan layer freezes its startup heap, the others "
-        "do not); freeze: every server gc.freeze()s its startup heap; both (default): one after the other",
-    )
-    parser.add_argument(
-        "--e2e-diagnostics",
-        action="store_true",
-        help="each server records its GC pauses and thread CPU times (in --json, under e2e.runs[].diagnostics)",
-    )
-    parser.add_argument(
-        "--database-url",
-        metavar="URL",
-        help="PostgreSQL for the *.postgres variants (default: $ASGI_KIT_BENCH_DATABASE_URL, else the "
-        "scratch database asgi_kit_bench on the local server, created when missing; unreachable: skipped)",
-    )
-    parser.add_argument("--list", action="store_true", help="list the variants and targets, then exit")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
     parser.set_defaults(handler=run)
 
 
-def _list() -> int:
-    from asgi_kit.bench.variants import TARGETS, VARIANTS
-
-    for variant in VARIANTS:
-        print(f"{variant.name:34} {variant.group:10} base={variant.base or '-':13} {variant.description}")
-    print()
-    for target in TARGETS:
-        limit = "info" if target.limit is None else f"<= {target.limit:g}"
-        print(f"{target.name:24} {limit:8} {target.description}")
-    return 0
-
-
-def _database_url(given: str | None) -> str:
-    from asgi_kit.bench.database import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
-
-    return given or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.list:
-        return _list()
     from dataclasses import replace
 
-    from asgi_kit.bench.driver import QUICK, BenchConfig, run_inprocess
-    from asgi_kit.bench.e2e import QUICK_E2E, E2EConfig, run_e2e
-    from asgi_kit.bench.report import make_console, plot, progress_bar, render, write_json
+    from asgi_kit.bench.driver import QUICK, BenchConfig
+    from asgi_kit.bench.e2e import QUICK_E2E, E2EConfig
+    from asgi_kit.bench.layers import output_discarded, plot, render, run_layers
+    from asgi_kit.bench.report import make_console, progress_bar, write_json
+    from asgi_kit.bench.request import BenchRequest
 
-    base = QUICK if args.quick else BenchConfig()
-    overrides = {
-        k: v
-        for k, v in (("rounds", args.rounds), ("batch", args.batch), ("warmup", args.warmup))
-        if v is not None
-    }
-    config = replace(base, gc_mode=args.gc, clock=args.clock, only=_patterns(args.only), **overrides)
-    console = make_console(stderr=args.json == "-")
-    with progress_bar(console, "in-process") as update:
-        result = run_inprocess(config, progress=update, database_url=_database_url(args.database_url))
+    request = BenchRequest.parse(args.request, args.header, args.body)
+    overrides = {k: v for k, v in (("rounds", args.rounds), ("batch", args.batch)) if v is not None}
+    config = replace(QUICK if args.quick else BenchConfig(), clock=args.clock, **overrides)
+    e2e = None
     if args.e2e:
-        e2e_config = QUICK_E2E if args.quick else E2EConfig()
-        e2e_overrides: dict[str, Any] = {
-            k: v
-            for k, v in (
-                ("duration", args.e2e_duration),
-                ("repeats", args.e2e_repeats),
-                ("workers", args.e2e_workers),
-            )
-            if v is not None
+        e2e = QUICK_E2E if args.quick else E2EConfig(duration=5.0)
+        e2e_overrides = {
+            k: v for k, v in (("duration", args.e2e_duration), ("repeats", args.e2e_repeats)) if v is not None
         }
-        e2e_overrides["gc_modes"] = ("default", "freeze") if args.e2e_gc == "both" else (args.e2e_gc,)
-        e2e_overrides["diagnostics"] = args.e2e_diagnostics
-        with progress_bar(console, "end-to-end") as update:
-            result["e2e"] = run_e2e(replace(e2e_config, **e2e_overrides), progress=update)
-    render(result, console)
+        e2e = replace(e2e, **e2e_overrides)
+    app_dir = os.path.abspath(args.app_dir)
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+    console = make_console(stderr=args.json == "-")
+    with progress_bar(console, "measuring") as progress, output_discarded(console):
+        document = run_layers(
+            args.app,
+            args.stack,
+            request,
+            config,
+            expect_status=args.expect_status,
+            e2e=e2e,
+            app_dir=app_dir,
+            progress=progress,
+        )
+    render(document, console)
     if args.json:
-        write_json(result, args.json)
+        write_json(document, args.json)
     if args.plot:
-        plot(result, args.plot)
+        plot(document, args.plot)
         console.print(f"plot written to {args.plot}")
-    errored = [row["name"] for row in result["variants"] if row["status"] == "error"]
-    if errored:
-        console.print(f"[red]errored variants: {', '.join(errored)}[/red]")
-        return 1
-    targets = [*result["targets"], *(result["e2e"] or {}).get("targets", [])]
-    if args.check and any(row["passed"] is False for row in targets):
-        return 1
-    return 0
+    return 1 if document["problems"] else 0
 
 
 __all__ = ["register", "run"]

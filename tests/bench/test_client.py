@@ -10,10 +10,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from asgi_kit._asgi.types import ASGIApp, Message
-from asgi_kit.bench._apps import BODY, bare_asgi_app, bearer_values, request_scope
-from asgi_kit.bench.client import ClientCallBase, ClientSpanFloor, KitClientSpan
-from asgi_kit.bench.driver import evaluate_targets
-from asgi_kit.bench.variants import TARGETS
+from benchmarks.suite._apps import BODY, bare_asgi_app, bearer_values, request_scope
+from benchmarks.suite.client import ClientCallBase, ClientSpanFloor, KitClientSpan
+from benchmarks.suite.driver import evaluate_targets
+from benchmarks.suite.variants import TARGETS
 
 
 def _run(app: ASGIApp) -> bytes:

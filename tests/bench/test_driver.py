@@ -8,10 +8,17 @@ from typing import Any
 import pytest
 
 from asgi_kit._asgi.types import Receive, Scope, Send
-from asgi_kit.bench import RESULT_SCHEMA
-from asgi_kit.bench._apps import BODY, bare_asgi_app, bearer_values, load, mint_token, request_scope
-from asgi_kit.bench.driver import BenchConfig, environment, evaluate_targets, run_inprocess, select_variants
-from asgi_kit.bench.variants import (
+from benchmarks.suite import RESULT_SCHEMA
+from benchmarks.suite._apps import BODY, bare_asgi_app, bearer_values, load, mint_token, request_scope
+from benchmarks.suite.driver import (
+    PACKAGES,
+    BenchConfig,
+    environment,
+    evaluate_targets,
+    run_inprocess,
+    select_variants,
+)
+from benchmarks.suite.variants import (
     TARGETS,
     VARIANTS,
     BenchContext,
@@ -220,7 +227,7 @@ def test_peer_pyjwt_accepts_the_pool_tokens() -> None:
     """PyJWT, with the audience and issuer the peers use, accepts the tokens the pool mints."""
     import jwt
 
-    from asgi_kit.bench._apps import AUDIENCE, ISSUER, SECRET
+    from benchmarks.suite._apps import AUDIENCE, ISSUER, SECRET
 
     claims = jwt.decode(mint_token(3), SECRET, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)
     assert claims["type"] == "access" and claims["sub"] == "user-3"
@@ -244,7 +251,7 @@ def test_load_skips_with_a_note() -> None:
 
 def test_environment_lists_versions() -> None:
     """The environment names the interpreter, the CPU count and the installed versions."""
-    env = environment()
+    env = environment(PACKAGES)
     assert env["cpu_count"] >= 1 and env["packages"]["asgi-kit"]
     assert env["packages"]["starlette"]
 
@@ -268,7 +275,7 @@ async def test_exchange_second_receive_waits_for_the_response() -> None:
     """After the request, receive blocks until the response is complete, then reports a disconnect."""
     import asyncio
 
-    from asgi_kit.bench.driver import _Exchange
+    from asgi_kit.bench.driver import Exchange as _Exchange
 
     exchange = _Exchange()
     assert (await exchange.receive())["type"] == "http.request"

@@ -13,21 +13,23 @@ from typing import Any
 import pytest
 
 from asgi_kit._asgi.lifespan import LifespanHooksMiddleware
-from asgi_kit.bench._apps import mint_token
-from asgi_kit.bench.apps import APP_ENV, FREEZE_ENV, create_app
+from asgi_kit.bench import serving
 from asgi_kit.bench.e2e import (
+    GC_MODES,
     E2EConfig,
     builtin_load,
-    e2e_targets,
     parse_wrk,
     peak_rss,
     process_tree,
-    request_headers,
-    run_e2e,
     serve,
     stop_process,
 )
+from asgi_kit.bench.request import BenchRequest
+from asgi_kit.bench.serving import FACTORY_ENV, FREEZE_ENV
 from asgi_kit.testing.asgi import run_lifespan
+from benchmarks.suite._apps import authorized_request, mint_token
+from benchmarks.suite.apps import APP_ENV, create_app
+from benchmarks.suite.e2e import SuiteE2E, e2e_targets, run_suite_e2e, served
 from tests.harness.servers import serve as serve_in_thread
 
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:8000/items/42?verbose=1
@@ -65,17 +67,18 @@ def test_parse_wrk_reads_rate_percentiles_and_errors() -> None:
 def test_tiny_bounded_e2e_run_with_the_builtin_loader() -> None:
     """Two apps in both GC modes are served, loaded, measured (GC diagnostics too) and stopped within seconds."""
     config = E2EConfig(
-        apps=("bare", "kit"),
         workers=(1,),
         duration=0.3,
         warmup=0.1,
         repeats=1,
         connections=2,
         loader="builtin",
+        gc_modes=GC_MODES,
         diagnostics=True,
     )
     steps: list[str] = []
-    result = run_e2e(config, progress=lambda done, total, label: steps.append(label))
+    run = SuiteE2E(apps=("bare", "kit"), config=config)
+    result = run_suite_e2e(run, progress=lambda done, total, label: steps.append(label))
     assert result["loader"] == "builtin"
     assert steps == ["bare x1 gc=default", "kit x1 gc=default", "bare x1 gc=freeze", "kit x1 gc=freeze"]
     rows = {(row["app"], row["gc"]): row for row in result["runs"]}
@@ -101,8 +104,8 @@ def test_tiny_bounded_e2e_run_with_the_builtin_loader() -> None:
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_wrk_loads_a_server_from_its_own_process() -> None:
     """With wrk installed, 'auto' picks it and its numbers are parsed."""
-    config = E2EConfig(apps=("bare",), workers=(1,), duration=1.0, warmup=0, repeats=1, connections=2)
-    result = run_e2e(config)
+    config = E2EConfig(workers=(1,), duration=1.0, warmup=0, repeats=1, connections=2)
+    result = run_suite_e2e(SuiteE2E(apps=("bare",), config=config))
     assert result["loader"] == "wrk"
     assert result["runs"][0]["rps"] > 0
 
@@ -110,14 +113,18 @@ def test_wrk_loads_a_server_from_its_own_process() -> None:
 def test_builtin_load_against_an_in_thread_server() -> None:
     """The built-in generator keeps keep-alive connections busy and stops at its request cap."""
     os.environ.pop(APP_ENV, None)
-    with serve_in_thread(create_app()) as served:
-        result = builtin_load(served.port, request_headers(mint_token(0)), 2.0, 2, 5)
+    request = authorized_request(b"Bearer " + mint_token(0).encode())
+    with serve_in_thread(create_app()) as server:
+        result = builtin_load(server.port, request, 2.0, 2, 5)
     assert 5 <= result.requests <= 6 and result.errors == 0
 
 
 def test_a_server_that_dies_at_start_is_reported() -> None:
     """A uvicorn that exits during start-up raises instead of hanging, and is cleaned up."""
-    with pytest.raises(RuntimeError, match="exited"), serve("nope", 1, mint_token(0), startup_timeout=30):
+    with (
+        pytest.raises(RuntimeError, match=r"(?s)exited.*ASGI_KIT_BENCH_APP"),
+        serve(served("nope"), 1, BenchRequest(), startup_timeout=30),
+    ):
         pass
 
 
@@ -133,14 +140,15 @@ def test_create_app_selects_by_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_create_app_freezes_the_startup_heap_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     """ASGI_KIT_BENCH_GC_FREEZE=1 moves what startup built to the permanent generation."""
+    monkeypatch.setenv(FACTORY_ENV, "benchmarks.suite.apps:create_app")
     monkeypatch.setenv(APP_ENV, "bare")
     monkeypatch.delenv(FREEZE_ENV, raising=False)
     gc.unfreeze()
-    create_app()
+    serving.create_app()
     assert gc.get_freeze_count() == 0
     monkeypatch.setenv(FREEZE_ENV, "1")
     try:
-        create_app()
+        serving.create_app()
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
@@ -187,12 +195,18 @@ def test_process_helpers_find_measure_and_stop() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"apps": ("other",)}, {"workers": (0,)}, {"duration": 0}, {"repeats": 0}, {"loader": "ab"}],
+    [{"workers": (0,)}, {"duration": 0}, {"repeats": 0}, {"loader": "ab"}],
 )
 def test_e2e_config_validates(options: dict[str, Any]) -> None:
     """Bad e2e options fail at construction."""
     with pytest.raises(ValueError):
         E2EConfig(**options)
+
+
+def test_suite_apps_are_validated() -> None:
+    """The suite serves bare, kit and peer only."""
+    with pytest.raises(ValueError, match="apps"):
+        SuiteE2E(apps=("other",))
 
 
 def test_e2e_targets_from_rows() -> None:

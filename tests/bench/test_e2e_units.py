@@ -14,20 +14,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from asgi_kit.bench.apps import PAUSE_BUCKETS_MS, Diagnostics, GcPauses, thread_cpu_seconds
 from asgi_kit.bench.e2e import (
     GC_MODES,
     POINTS,
     WRK_SCRIPT,
     E2EConfig,
-    e2e_targets,
     latency_points,
     parse_wrk,
     read_diagnostics,
     serve,
 )
 from asgi_kit.bench.report import e2e_cells, render_e2e
+from asgi_kit.bench.request import BenchRequest
+from asgi_kit.bench.serving import PAUSE_BUCKETS_MS, Diagnostics, GcPauses, thread_cpu_seconds
 from asgi_kit.testing.asgi import run_lifespan
+from benchmarks.suite.e2e import SUITE_E2E, e2e_targets, served
 
 WRK_HEAD = """Running 8s test @ http://127.0.0.1:8000/items/42?verbose=1
   1 threads and 32 connections
@@ -192,13 +193,14 @@ def test_gc_modes_are_validated(modes: tuple[str, ...]) -> None:
 
 
 def test_both_modes_by_default() -> None:
-    """The e2e run measures the default GC first, then the frozen heap."""
-    assert E2EConfig().gc_modes == GC_MODES == ("default", "freeze")
+    """The suite's e2e run measures the default GC first, then the frozen heap; a plain run the default only."""
+    assert SUITE_E2E.gc_modes == GC_MODES == ("default", "freeze")
+    assert E2EConfig().gc_modes == ("default",)
 
 
 def test_serve_refuses_an_unknown_gc_mode() -> None:
     """serve() names the option before starting anything."""
-    with pytest.raises(ValueError, match="gc_mode"), serve("bare", 1, "t", gc_mode="off"):
+    with pytest.raises(ValueError, match="gc_mode"), serve(served("bare"), 1, BenchRequest(), gc_mode="off"):
         pass
 
 

@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from asgi_kit._asgi.types import Message, Receive, Scope, Send
-from asgi_kit.bench._apps import OtelSdkFloor, bearer_values, request_scope
+from benchmarks.suite._apps import OtelSdkFloor, bearer_values, request_scope
 
 
 async def _receive() -> Message:
@@ -70,8 +70,8 @@ def test_semconv_floor_hands_the_sdk_exactly_what_the_kit_records(
 ) -> None:
     """The semconv floor's span carries the same name and attributes as the kit's layer for the
     bench request, so "the SDK's share" stays the share of what the kit really records."""
-    from asgi_kit.bench._apps import bare_asgi_app
     from asgi_kit.tracing import TracingMiddleware
+    from benchmarks.suite._apps import bare_asgi_app
 
     scope_value = bearer_values(1, cold=False)[0]
     _run(OtelSdkFloor(bare_asgi_app, tracer_provider=provider, semconv=True), request_scope(scope_value))

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "instructions.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_instructions", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-instructions = _load()
+from benchmarks import instructions
 
 
 def test_the_stack_targets_bring_their_layers_and_bases() -> None:
@@ -38,12 +22,11 @@ def test_the_stack_targets_bring_their_layers_and_bases() -> None:
 def test_child_runs_a_variant_and_refuses_a_broken_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """The measured child answers every request with 200, or exits naming the variant."""
     instructions.child("kit.stack.cached", 20)
-    from asgi_kit.bench import driver
 
     async def refusing(*args: object, **kwargs: object) -> tuple[int, int, int]:
         return 0, 0, 3
 
-    monkeypatch.setattr(driver, "_batch", refusing)
+    monkeypatch.setattr(instructions, "run_batch", refusing)
     with pytest.raises(SystemExit, match=r"kit\.rbac: 6 requests"):
         instructions.child("kit.rbac", 5)
 

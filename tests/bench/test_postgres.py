@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
-from asgi_kit.bench import apps, context, database
-from asgi_kit.bench._apps import bare_asgi_app
-from asgi_kit.bench.driver import BenchConfig, run_inprocess
-from asgi_kit.bench.variants import BenchContext, Variant
+from benchmarks.suite import apps, context, database
+from benchmarks.suite._apps import bare_asgi_app
+from benchmarks.suite.driver import BenchConfig, run_inprocess
+from benchmarks.suite.variants import BenchContext, Variant
 from tests.harness.postgres import server_url, with_database
 
 ONLY = ("kit.budget*", "kit.auth.apikey*")
 POSTGRES_VARIANTS = {"kit.budget.postgres.cached", "kit.budget.postgres.uncached", "kit.auth.apikey.postgres"}
-TINY = BenchConfig(rounds=2, warmup=1, batch=3, clock="cpu", only=ONLY)
+TINY = BenchConfig(rounds=2, warmup=1, batch=3, clock="cpu")
 
 
 def _rows(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -30,7 +30,7 @@ def test_postgres_variants_are_measured_and_a_second_run_reuses_the_database(dat
     import psycopg
 
     for _ in range(2):  # the second run finds org-0 already there
-        result = run_inprocess(TINY, database_url=database_url)
+        result = run_inprocess(TINY, only=ONLY, database_url=database_url)
         rows = _rows(result)
         assert {name: row["status"] for name, row in rows.items()} == dict.fromkeys(rows, "ok")
         assert POSTGRES_VARIANTS | {"kit.budget", "kit.auth.apikey.memory"} <= set(rows)
@@ -81,7 +81,7 @@ async def test_the_scratch_database_is_created_when_missing(
 
 def test_without_a_database_the_postgres_variants_skip_with_a_note() -> None:
     """No URL: the PostgreSQL variants skip and say how to give one; the others still run."""
-    rows = _rows(run_inprocess(TINY))
+    rows = _rows(run_inprocess(TINY, only=ONLY))
     for name in POSTGRES_VARIANTS:
         assert rows[name]["status"] == "skipped"
         assert "--database-url" in rows[name]["note"] and database.DATABASE_URL_ENV in rows[name]["note"]
@@ -99,7 +99,9 @@ def test_an_unreachable_server_is_tried_once_and_its_password_never_shown(
         return await database.open_bench_database(url, api_key)
 
     monkeypatch.setattr(context, "open_bench_database", counting)
-    result = run_inprocess(TINY, database_url="postgresql://bench:hunter2@127.0.0.1:1/asgi_kit_bench")
+    result = run_inprocess(
+        TINY, only=ONLY, database_url="postgresql://bench:hunter2@127.0.0.1:1/asgi_kit_bench"
+    )
     rows = _rows(result)
     for name in POSTGRES_VARIANTS:
         note = rows[name]["note"]

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from asgi_kit.bench.report import make_console, plot, progress_bar, render, write_json
+from asgi_kit.bench.report import make_console, progress_bar, write_json
+from benchmarks.suite.report import plot, render
 
 
 def _result(with_e2e: bool = False) -> dict[str, Any]:

@@ -7,12 +7,14 @@ from typing import Any
 import pytest
 
 from asgi_kit._asgi.types import ASGIApp
-from asgi_kit.bench._apps import bare_asgi_app
-from asgi_kit.bench.driver import BenchConfig, run_inprocess
-from asgi_kit.bench.report import make_console, render
-from asgi_kit.bench.variants import BenchContext, Target, Variant
+from asgi_kit.bench.report import make_console
+from benchmarks.suite._apps import bare_asgi_app
+from benchmarks.suite.driver import BenchConfig, run_inprocess
+from benchmarks.suite.report import render
+from benchmarks.suite.variants import BenchContext, Target, Variant
 
-TINY = BenchConfig(rounds=2, warmup=1, batch=5, only=("kit.auth.apikey*",))
+TINY = BenchConfig(rounds=2, warmup=1, batch=5)
+ONLY = ("kit.auth.apikey*",)
 
 
 def _rows(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -25,7 +27,7 @@ def _targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_the_in_memory_api_key_variant_reports_zero_queries_in_steady_state() -> None:
     """The memory variant counts its store lookups: after the warm-up round there are none."""
-    result = run_inprocess(TINY)
+    result = run_inprocess(TINY, only=ONLY)
     row = _rows(result)["kit.auth.apikey.memory"]
     assert row["store_queries"] == 0 and row["store_queries_per_request"] == 0.0
     assert "store_queries" not in _rows(result)["bare.asgi"]
@@ -36,7 +38,7 @@ def test_the_in_memory_api_key_variant_reports_zero_queries_in_steady_state() ->
 @pytest.mark.postgres
 def test_the_postgres_api_key_variant_makes_no_query_per_request(database_url: str) -> None:
     """kit.auth.apikey.postgres: 0 store queries per request, and both API-key targets are evaluated."""
-    result = run_inprocess(TINY, database_url=database_url)
+    result = run_inprocess(TINY, only=ONLY, database_url=database_url)
     row = _rows(result)["kit.auth.apikey.postgres"]
     assert row["status"] == "ok"
     assert row["store_queries"] == 0 and row["store_queries_per_request"] == 0.0

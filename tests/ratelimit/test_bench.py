@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_kit.bench._apps import bare_asgi_app
-from asgi_kit.bench.driver import BenchConfig, run_inprocess
-from asgi_kit.bench.ratelimit import _RoundTrips
-from asgi_kit.bench.variants import TARGETS, get_variants
 from asgi_kit.testing import call_app
+from benchmarks.suite._apps import bare_asgi_app
+from benchmarks.suite.driver import BenchConfig, run_inprocess
+from benchmarks.suite.ratelimit import _RoundTrips
+from benchmarks.suite.variants import TARGETS, get_variants
 from tests.ratelimit.redis_harness import require_redis
 
 TINY = BenchConfig(rounds=2, warmup=1, batch=5)

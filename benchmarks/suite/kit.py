@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from asgi_kit._asgi.types import ASGIApp
-from asgi_kit.bench._apps import (
+from benchmarks.suite._apps import (
     AUDIENCE,
     ISSUER,
     PATH,
@@ -25,7 +25,7 @@ from asgi_kit.bench._apps import (
     bare_starlette_app,
     load,
 )
-from asgi_kit.bench.context import BenchContext
+from benchmarks.suite.context import BenchContext
 
 # A builder that needs I/O (a database pool, rows to seed) is async: the driver awaits it on
 # the loop the requests then run on, because an asyncio pool belongs to the loop that opened it.
@@ -77,7 +77,7 @@ def _kit_logger(ctx: BenchContext) -> logging.Logger:
     return logger
 
 
-def _wrap_kit(ctx: BenchContext, app: ASGIApp, layers: Sequence[str]) -> ASGIApp:
+def wrap_kit(ctx: BenchContext, app: ASGIApp, layers: Sequence[str]) -> ASGIApp:
     """Wrap ``app`` in ``layers`` (outermost first) with :class:`asgi_kit.Stack`."""
     from asgi_kit.stack import Middleware, Stack
 
@@ -100,14 +100,14 @@ def kit_alone(layer: str, *, excluded: bool = False, copies: int = 1) -> Builder
 
 def kit_on_starlette(layers: Sequence[str]) -> Builder:
     def build(ctx: BenchContext) -> ASGIApp:
-        return _wrap_kit(ctx, bare_starlette_app(), layers)
+        return wrap_kit(ctx, bare_starlette_app(), layers)
 
     return build
 
 
 def kit_on_fastapi(layers: Sequence[str]) -> Builder:
     def build(ctx: BenchContext) -> ASGIApp:
-        return _wrap_kit(ctx, bare_fastapi_app(), layers)
+        return wrap_kit(ctx, bare_fastapi_app(), layers)
 
     return build
 
@@ -123,7 +123,7 @@ def tracing_no_provider(ctx: BenchContext) -> ASGIApp:
 
 
 def kit_stack(ctx: BenchContext) -> ASGIApp:
-    return _wrap_kit(ctx, bare_asgi_app, KIT_LAYERS)
+    return wrap_kit(ctx, bare_asgi_app, KIT_LAYERS)
 
 
 def guard(name: str, **options: Any) -> Builder:
@@ -201,4 +201,5 @@ __all__ = [
     "kit_on_fastapi",
     "kit_on_starlette",
     "kit_stack",
+    "wrap_kit",
 ]

@@ -1,92 +1,63 @@
-"""The apps the end-to-end benchmark serves with uvicorn, selected by environment variables.
+"""What every end-to-end server runs: the app its factory builds, optionally diagnosed and frozen.
 
-``uvicorn --factory asgi_kit.bench.apps:create_app`` with ``ASGI_KIT_BENCH_APP`` set to:
+The e2e runner starts ``uvicorn --factory asgi_kit.bench.serving:create_app`` with
+``ASGI_KIT_BENCH_FACTORY=module:callable`` naming the factory of the app to serve (a
+callable taking no argument). On top of what that factory builds:
 
-- ``bare``: the bare FastAPI app (one async route ``GET /items/{item_id}``);
-- ``kit``: the same FastAPI app wrapped in the full kit stack (request id, tracing sampling
-  every request, access log, metrics, problem details, JWT auth, RBAC), built as
-  ``Stack.from_settings`` builds it with tracing enabled: the tracer provider comes from
-  :func:`asgi_kit.tracing.init_tracer` (batch processor, here a no-op exporter) and a
-  ``LifespanHooksMiddleware`` outermost shuts it down at lifespan shutdown, so
-  the kit freezes the startup heap by itself (its ``freeze_heap`` default);
-- ``peer``: the typical FastAPI peer stack with the same features (the OpenTelemetry SDK's
-  own ``BatchSpanProcessor`` defaults, as its users get them).
+``ASGI_KIT_BENCH_GC_FREEZE=1`` (the runner's ``freeze`` mode) collects and ``gc.freeze()``s
+the startup heap, as a hand-tuned service would; with ``0`` (the ``default`` mode) only what
+the app itself does happens.
 
-The layers are the in-process variants ``bare.fastapi``, ``kit.stack.fastapi.cached`` and
-``peer.stack.cached``, built by the same factories. Tokens are verified with the suite's
-fixed development secret; log lines are formatted and discarded.
-
-``ASGI_KIT_BENCH_GC_FREEZE=1`` (the e2e runner's ``freeze`` mode) also collects and
-``gc.freeze()``s the startup heap in every app alike, as a hand-tuned service would; with
-``0`` (the ``default`` mode) only what the app itself does happens: the kit app freezes
-through its lifespan layer, bare FastAPI and the peer stack do not.
-
-``ASGI_KIT_BENCH_DIAGNOSTICS=<file>`` (opt-in, the runner's ``--e2e-diagnostics``) records
-every garbage collection from the first request on through ``gc.callbacks`` (count, total
-and longest pause per generation, a histogram of pauses) and, when the lifespan shuts down, the CPU time of each
-thread of the process (the batch processor's export thread among them); the figures are
-written as JSON to ``<file>.<pid>``.
+``ASGI_KIT_BENCH_DIAGNOSTICS=<file>`` (opt-in) records every garbage collection from the
+first request on through ``gc.callbacks`` (count, total and longest pause per generation, a
+histogram of pauses) and, when the lifespan shuts down, the CPU time of each thread of the
+process; the figures are written as JSON to ``<file>.<pid>``.
 """
 
 from __future__ import annotations
 
 import gc
-import inspect
+import importlib
 import json
 import os
 import threading
 import time
-from collections.abc import Awaitable, Sequence
 from typing import Any, Final
 
-from asgi_kit._asgi.lifespan import LifespanHooksMiddleware
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_kit.bench._apps import load
-from asgi_kit.bench.variants import BenchContext, get_variants
 
-APP_ENV: Final = "ASGI_KIT_BENCH_APP"
+FACTORY_ENV: Final = "ASGI_KIT_BENCH_FACTORY"
 FREEZE_ENV: Final = "ASGI_KIT_BENCH_GC_FREEZE"
 DIAGNOSTICS_ENV: Final = "ASGI_KIT_BENCH_DIAGNOSTICS"
-E2E_APPS: Final = {"bare": "bare.fastapi", "kit": "kit.stack.fastapi.cached", "peer": "peer.stack.cached"}
 #: Upper bounds (ms) of the GC pause histogram's buckets; the last bucket is open.
 PAUSE_BUCKETS_MS: Final = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 
 
-class _KitContext(BenchContext):
-    """The bench context, with the tracer provider a kit user gets from ``init_tracer``."""
+def import_object(reference: str) -> Any:
+    """The object ``module:attribute`` (dots allowed after the colon) names.
 
-    def tracer_provider(self) -> Any:
-        if self._provider is None:
-            (init_tracer,) = load("asgi_kit.tracing", "init_tracer")
-            exporter_base, result = load("opentelemetry.sdk.trace.export", "SpanExporter", "SpanExportResult")
-
-            class NoopExporter(exporter_base):  # type: ignore[misc,valid-type]
-                def export(self, spans: Sequence[Any]) -> Any:
-                    return result.SUCCESS
-
-            self._provider = init_tracer("asgi-kit-bench", exporter=NoopExporter(), sample_ratio=1.0)
-        return self._provider
+    Raises:
+        ImportError: the module cannot be imported, or has no such attribute.
+        ValueError: ``reference`` is not ``module:attribute``.
+    """
+    module_name, colon, attribute = reference.partition(":")
+    if not colon or not module_name or not attribute:
+        raise ValueError(f"expected 'module:attribute', got {reference!r}")
+    found: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise ImportError(f"{module_name!r} has no attribute {attribute!r}") from None
+    return found
 
 
 def create_app() -> ASGIApp:
-    """Build the app named by ``ASGI_KIT_BENCH_APP`` (``bare`` when unset)."""
-    name = os.environ.get(APP_ENV, "bare")
-    if name not in E2E_APPS:
-        raise ValueError(f"{APP_ENV} must be one of {', '.join(E2E_APPS)}, got {name!r}")
-    (variant,) = get_variants([E2E_APPS[name]])
-    # The context (tracer provider, log sink) lives as long as the server process.
-    context = _KitContext() if name == "kit" else BenchContext()
-    app = variant.build(context)
-    if isinstance(app, Awaitable):  # E2E_APPS holds sync-built variants; this guards a future edit
-        if inspect.iscoroutine(app):
-            app.close()
-        raise TypeError(f"{variant.name} needs an event loop to build; the e2e apps are built without one")
-    if name == "kit":
-
-        async def shutdown_tracer() -> None:
-            context.close()
-
-        app = LifespanHooksMiddleware(app, on_shutdown=[shutdown_tracer])
+    """Build the app of the factory ``ASGI_KIT_BENCH_FACTORY`` names, diagnosed and frozen as asked."""
+    reference = os.environ.get(FACTORY_ENV)
+    if not reference:
+        raise ValueError(f"{FACTORY_ENV} must name the app factory as 'module:callable'")
+    app: ASGIApp = import_object(reference)()
     diagnostics = os.environ.get(DIAGNOSTICS_ENV)
     if diagnostics:
         app = Diagnostics(app, f"{diagnostics}.{os.getpid()}")
@@ -190,13 +161,13 @@ class Diagnostics:
 
 
 __all__ = [
-    "APP_ENV",
     "DIAGNOSTICS_ENV",
-    "E2E_APPS",
+    "FACTORY_ENV",
     "FREEZE_ENV",
     "PAUSE_BUCKETS_MS",
     "Diagnostics",
     "GcPauses",
     "create_app",
+    "import_object",
     "thread_cpu_seconds",
 ]

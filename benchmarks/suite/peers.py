@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_kit.bench._apps import (
+from benchmarks.suite._apps import (
     AUDIENCE,
     ISSUER,
     ROLE,
@@ -22,7 +22,7 @@ from asgi_kit.bench._apps import (
     bare_starlette_app,
     load,
 )
-from asgi_kit.bench.context import BenchContext, json_formatter
+from benchmarks.suite.context import BenchContext, json_formatter
 
 
 def correlation_id(ctx: BenchContext) -> ASGIApp:

@@ -28,8 +28,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
-from asgi_kit.bench._apps import SkipVariant, bare_asgi_app, load
-from asgi_kit.bench.context import BenchContext
+from benchmarks.suite._apps import SkipVariant, bare_asgi_app, load
+from benchmarks.suite.context import BenchContext
 
 #: Spans-off code paths per bench request in ``kit.httpclient.span.no_provider.x10``.
 NO_PROVIDER_COPIES: Final = 10

@@ -15,11 +15,13 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 from asgi_kit._asgi.lifespan import answer_lifespan
 from asgi_kit._asgi.routes import ROUTE_SCOPE_KEY, RouteLookup
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit.bench.request import BenchRequest
 
 PATH: Final = "/items/42"
 ROUTE: Final = "/items/{item_id}"
@@ -40,6 +42,8 @@ BASE_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
     (b"accept", b"application/json"),
     (b"accept-encoding", b"gzip, deflate, br"),
 )
+#: The suite's request without its credential (each request adds its ``authorization``).
+REQUEST: Final = BenchRequest("GET", PATH, b"verbose=1", BASE_HEADERS[1:], host=BASE_HEADERS[0][1])
 
 
 class SkipVariant(Exception):
@@ -134,24 +138,12 @@ def api_key_values(count: int, key: str) -> list[bytes]:
 
 def request_scope(authorization: bytes, extras: dict[str, Any] | None = None) -> Scope:
     """A fresh scope as uvicorn builds it for ``GET /items/42?verbose=1`` over HTTP/1.1."""
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 51234),
-        "scheme": "http",
-        "method": "GET",
-        "root_path": "",
-        "path": PATH,
-        "raw_path": PATH.encode(),
-        "query_string": b"verbose=1",
-        "headers": [*BASE_HEADERS, (b"authorization", authorization)],
-        "state": {},
-    }
-    if extras:
-        scope.update(extras)
-    return scope
+    return REQUEST.scope(((b"authorization", authorization),), extras)
+
+
+def authorized_request(authorization: bytes) -> BenchRequest:
+    """The suite's request carrying one ``Authorization`` value (what the e2e loaders send)."""
+    return replace(REQUEST, headers=(*REQUEST.headers, (b"authorization", authorization)))
 
 
 async def bare_asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -288,6 +280,7 @@ __all__ = [
     "ISSUER",
     "ORG",
     "PATH",
+    "REQUEST",
     "ROLE",
     "ROUTE",
     "SECRET",
@@ -297,6 +290,7 @@ __all__ = [
     "SkipVariant",
     "api_key_record",
     "api_key_values",
+    "authorized_request",
     "bare_asgi_app",
     "bare_fastapi_app",
     "bare_starlette_app",

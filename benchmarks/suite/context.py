@@ -4,7 +4,7 @@ Tracing on every side uses one SDK ``TracerProvider`` sampling every request, wi
 ``BatchSpanProcessor`` feeding a no-op exporter. Log records are formatted as JSON by
 python-json-logger (or the kit's ``new_logger``) and written to a sink that discards them,
 so formatting is paid for and terminal I/O is not. The PostgreSQL variants share one pool
-(:mod:`asgi_kit.bench.database`) and one API key.
+(:mod:`benchmarks.suite.database`) and one API key.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from asgi_kit._asgi.types import ASGIApp
-from asgi_kit.bench._apps import SkipVariant, load
-from asgi_kit.bench.database import BenchDatabase, open_bench_database
+from benchmarks.suite._apps import SkipVariant, load
+from benchmarks.suite.database import BenchDatabase, open_bench_database
 
 
 class _NullStream:

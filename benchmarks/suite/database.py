@@ -16,7 +16,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from asgi_kit.bench._apps import ORG, SkipVariant, api_key_record, load
+from benchmarks.suite._apps import ORG, SkipVariant, api_key_record, load
 
 if TYPE_CHECKING:
     import psycopg

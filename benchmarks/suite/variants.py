@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from asgi_kit._asgi.types import ASGIApp
-from asgi_kit.bench import peers
-from asgi_kit.bench._apps import (
+from benchmarks.suite import peers
+from benchmarks.suite._apps import (
     LabelBeforeRouting,
     OtelSdkFloor,
     SkipVariant,
@@ -34,15 +34,15 @@ from asgi_kit.bench._apps import (
     bare_starlette_app,
     passthroughs,
 )
-from asgi_kit.bench.client import (
+from benchmarks.suite.client import (
     client_call_base,
     client_span_floor,
     kit_client_span,
     kit_client_span_new_url,
     kit_client_span_no_provider,
 )
-from asgi_kit.bench.context import BenchContext
-from asgi_kit.bench.kit import (
+from benchmarks.suite.context import BenchContext
+from benchmarks.suite.kit import (
     KIT_LAYERS,
     KIT_LAYERS_TRACING_FLOOR,
     Builder,
@@ -57,7 +57,7 @@ from asgi_kit.bench.kit import (
     kit_stack,
     tracing_no_provider,
 )
-from asgi_kit.bench.ratelimit import ratelimit_memory, ratelimit_redis
+from benchmarks.suite.ratelimit import ratelimit_memory, ratelimit_redis
 
 TokenMode = Literal["cold", "cached", "api_key"]
 

@@ -1,4 +1,4 @@
-"""``asgi-kit bench``: options, outputs and exit status, driven through ``asgi_kit.cli.main``."""
+"""``python -m benchmarks``: options, outputs and exit status, driven through ``benchmarks.run.main``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from asgi_kit.bench import driver
-from asgi_kit.bench._apps import bare_asgi_app
-from asgi_kit.bench.variants import Variant
-from asgi_kit.cli import main
+from benchmarks.run import main
+from benchmarks.suite import driver
+from benchmarks.suite._apps import bare_asgi_app
+from benchmarks.suite.variants import Variant
 
 FAST = ["--quick", "--rounds", "1", "--batch", "2", "--warmup", "0"]
 
@@ -20,7 +20,6 @@ def test_quick_run_writes_json_and_plot(tmp_path: Any, capsys: pytest.CaptureFix
     out, png = tmp_path / "r.json", tmp_path / "r.png"
     code = main(
         [
-            "bench",
             *FAST,
             "--only",
             "kit.request_id,peer.correlation_id",
@@ -45,9 +44,7 @@ def test_quick_run_writes_json_and_plot(tmp_path: Any, capsys: pytest.CaptureFix
 
 def test_json_to_stdout_keeps_stdout_clean(capsys: pytest.CaptureFixture[str]) -> None:
     """--json - prints only the document on stdout; the table goes to stderr."""
-    assert (
-        main(["bench", *FAST, "--only", "floor.*", "--json", "-", "--gc", "disable", "--clock", "cpu"]) == 0
-    )
+    assert main([*FAST, "--only", "floor.*", "--json", "-", "--gc", "disable", "--clock", "cpu"]) == 0
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert document["config"]["gc_mode"] == "disable" and document["config"]["clock"] == "cpu"
@@ -56,14 +53,14 @@ def test_json_to_stdout_keeps_stdout_clean(capsys: pytest.CaptureFixture[str]) -
 
 def test_list_names_variants_and_targets(capsys: pytest.CaptureFixture[str]) -> None:
     """--list prints every variant and target without measuring anything."""
-    assert main(["bench", "--list"]) == 0
+    assert main(["--list"]) == 0
     printed = capsys.readouterr().out
     assert "kit.stack.fastapi.cached" in printed and "stack_cold" in printed
 
 
 def test_unknown_pattern_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     """--only that matches nothing exits 2 with the reason."""
-    assert main(["bench", *FAST, "--only", "no.such.*"]) == 2
+    assert main([*FAST, "--only", "no.such.*"]) == 2
     assert "matches no variant" in capsys.readouterr().err
 
 
@@ -80,7 +77,7 @@ def test_errored_variant_fails_the_run(
         Variant("kit.broken", "kit", "bare.asgi", "broken", broken),
     )
     monkeypatch.setattr(driver, "VARIANTS", variants)
-    assert main(["bench", *FAST]) == 1
+    assert main([*FAST]) == 1
     assert "errored variants: kit.broken" in capsys.readouterr().out
 
 
@@ -93,19 +90,20 @@ def test_check_fails_on_a_failed_target(monkeypatch: pytest.MonkeyPatch) -> None
             {"name": "t", "description": "t", "measured": 9.0, "limit": 1.0, "passed": False}
         ],
     )
-    assert main(["bench", *FAST, "--only", "floor.*"]) == 0
-    assert main(["bench", *FAST, "--only", "floor.*", "--check"]) == 1
+    assert main([*FAST, "--only", "floor.*"]) == 0
+    assert main([*FAST, "--only", "floor.*", "--check"]) == 1
 
 
 def test_e2e_flag_runs_the_end_to_end_mode(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--e2e passes duration, repeats, workers, GC modes (both by default) and diagnostics on (stubbed servers)."""
-    from asgi_kit.bench import e2e
+    from benchmarks.suite import e2e
 
     seen: list[Any] = []
 
-    def fake_run_e2e(config: Any, progress: Any = None) -> dict[str, Any]:
+    def fake_run_e2e(run: Any, progress: Any = None) -> dict[str, Any]:
+        config = run.config
         seen.append(config)
         progress(1, 1, "bare x1")
         return {
@@ -117,10 +115,9 @@ def test_e2e_flag_runs_the_end_to_end_mode(
             "targets": [],
         }
 
-    monkeypatch.setattr(e2e, "run_e2e", fake_run_e2e)
+    monkeypatch.setattr(e2e, "run_suite_e2e", fake_run_e2e)
     code = main(
         [
-            "bench",
             *FAST,
             "--only",
             "floor.passthrough",
@@ -135,10 +132,10 @@ def test_e2e_flag_runs_the_end_to_end_mode(
     assert seen[0].duration == 0.5 and seen[0].repeats == 2 and seen[0].workers == (1,)
     assert seen[0].gc_modes == ("default", "freeze") and seen[0].diagnostics is False
     assert "End to end" in capsys.readouterr().out
-    assert main(["bench", *FAST, "--only", "floor.passthrough", "--e2e", "--e2e-workers", "1,2"]) == 0
+    assert main([*FAST, "--only", "floor.passthrough", "--e2e", "--e2e-workers", "1,2"]) == 0
     assert seen[-1].workers == (1, 2)
     for flag, modes in (("default", ("default",)), ("freeze", ("freeze",)), ("both", ("default", "freeze"))):
-        argv = ["bench", *FAST, "--only", "floor.passthrough", "--e2e", "--e2e-gc", flag, "--e2e-diagnostics"]
+        argv = [*FAST, "--only", "floor.passthrough", "--e2e", "--e2e-gc", flag, "--e2e-diagnostics"]
         assert main(argv) == 0
         assert seen[-1].gc_modes == modes and seen[-1].diagnostics is True
 
@@ -147,8 +144,8 @@ def test_database_url_from_the_flag_then_the_environment_then_the_scratch_defaul
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """--database-url wins over ASGI_KIT_BENCH_DATABASE_URL, which wins over the local scratch database."""
-    from asgi_kit.bench.database import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
-    from asgi_kit.cli.bench import _database_url
+    from benchmarks.run import _database_url
+    from benchmarks.suite.database import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
 
     monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
     assert _database_url(None) == DEFAULT_DATABASE_URL
@@ -162,7 +159,7 @@ def test_an_unreachable_database_skips_its_variants_and_the_run_passes(
 ) -> None:
     """The PostgreSQL variants of a run without a server skip (CI's --quick still exits 0), URL redacted."""
     url = "postgresql://bench:hunter2@127.0.0.1:1/asgi_kit_bench"
-    assert main(["bench", *FAST, "--only", "kit.*.postgres*", "--database-url", url, "--json", "-"]) == 0
+    assert main([*FAST, "--only", "kit.*.postgres*", "--database-url", url, "--json", "-"]) == 0
     captured = capsys.readouterr()
     rows = {row["name"]: row for row in json.loads(captured.out)["variants"]}
     assert rows["kit.auth.apikey.postgres"]["status"] == "skipped"
@@ -174,5 +171,5 @@ def test_an_unreachable_database_skips_its_variants_and_the_run_passes(
 def test_e2e_workers_must_be_positive_counts(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     """--e2e-workers refuses anything but comma-separated counts >= 1, naming the option."""
     with pytest.raises(SystemExit):
-        main(["bench", "--e2e", "--e2e-workers", value])
+        main(["--e2e", "--e2e-workers", value])
     assert "--e2e-workers" in capsys.readouterr().err

@@ -16,8 +16,8 @@ import uuid
 from typing import Any, Final
 
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
-from asgi_kit.bench._apps import SkipVariant, bare_asgi_app, load
-from asgi_kit.bench.context import BenchContext
+from benchmarks.suite._apps import SkipVariant, bare_asgi_app, load
+from benchmarks.suite.context import BenchContext
 
 REDIS_URL_ENV: Final = "ASGI_KIT_BENCH_REDIS_URL"
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"

@@ -1,0 +1,1 @@
+"""The kit's benchmarks, run from a checkout: ``python -m benchmarks --help``."""
