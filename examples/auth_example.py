@@ -15,7 +15,6 @@ import json
 import secrets
 
 from asgi_kit import Stack
-from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.auth import (
     APIKeyRecord,
     AuthMiddleware,
@@ -28,6 +27,7 @@ from asgi_kit.auth import (
     parse_api_key,
 )
 from asgi_kit.rbac import Permission, RequirePermission
+from asgi_kit.types import ASGIApp, Receive, Scope, Send
 
 
 async def me(scope: Scope, receive: Receive, send: Send) -> None:

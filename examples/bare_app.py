@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from asgi_kit._asgi.principal import get_principal
-from asgi_kit._asgi.types import Receive, Scope, Send
+from asgi_kit.auth import get_principal
 from asgi_kit.errors import NOT_FOUND, ProblemError
+from asgi_kit.types import Receive, Scope, Send
 from examples.kit_stack import kit_stack, print_dev_token
 
 

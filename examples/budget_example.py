@@ -19,11 +19,11 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from asgi_kit._asgi.principal import Principal, get_principal, set_principal
-from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit.auth import Principal, get_principal, set_principal
 from asgi_kit.budget import BudgetMiddleware, BudgetStore, InMemoryBudgetStore
 from asgi_kit.health import HealthCheck, health_app
 from asgi_kit.models import Usage
+from asgi_kit.types import ASGIApp, Receive, Scope, Send
 
 ORG, BUDGET, TOKENS_PER_CALL = "acme", 100, 50
 

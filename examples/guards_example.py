@@ -14,9 +14,9 @@ import asyncio
 import json
 
 from asgi_kit import Stack
-from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.errors import ProblemDetailsMiddleware
 from asgi_kit.guards import BodyLimitMiddleware, SecurityHeadersMiddleware, TimeoutMiddleware
+from asgi_kit.types import ASGIApp, Receive, Scope, Send
 
 
 async def inner_app(scope: Scope, receive: Receive, send: Send) -> None:

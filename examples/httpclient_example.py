@@ -19,10 +19,10 @@ from contextlib import aclosing
 
 import uvicorn
 
-from asgi_kit._asgi.context import with_request_id
-from asgi_kit._asgi.types import Receive, Scope, Send
 from asgi_kit.httpclient import HTTPClient, NotFoundError, OpenAIClient, RetryPolicy, VirtualClock
+from asgi_kit.logging import with_request_id
 from asgi_kit.testing import FakeOpenAI
+from asgi_kit.types import Receive, Scope, Send
 
 fake = FakeOpenAI(token_delay=0.05)
 flaky_calls = 0

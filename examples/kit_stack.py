@@ -18,13 +18,12 @@ import os
 import sys
 
 from asgi_kit import Stack
-from asgi_kit._asgi.principal import get_principal
-from asgi_kit._asgi.types import Receive, Scope, Send
-from asgi_kit.auth import AuthMiddleware, JWTConfig, JWTManager
+from asgi_kit.auth import AuthMiddleware, JWTConfig, JWTManager, get_principal
 from asgi_kit.errors import NOT_FOUND, ProblemDetailsMiddleware, ProblemError
 from asgi_kit.guards import SecurityHeadersMiddleware
 from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware, new_logger
 from asgi_kit.metrics import MetricsMiddleware, register_metrics
+from asgi_kit.types import Receive, Scope, Send
 
 # A development secret; a real service reads it from settings (ASGI_KIT_JWT__SECRET).
 SECRET = os.environ.get("EXAMPLE_JWT_SECRET", "example-only-secret-change-me-0123456789")

@@ -21,9 +21,9 @@ import logging
 import uvicorn
 
 from asgi_kit import Stack
-from asgi_kit._asgi.types import Receive, Scope, Send
 from asgi_kit.errors import ProblemDetailsMiddleware
 from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware, get_request_id, new_logger
+from asgi_kit.types import Receive, Scope, Send
 
 # The root logger: the kit's own asgi_kit.* records (the 500 below) are JSON lines too.
 log = new_logger("orders", logger_name="", environment="example")

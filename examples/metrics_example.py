@@ -24,9 +24,9 @@ if int(os.environ.get("WORKERS", "1")) > 1:
 
 import uvicorn
 
-from asgi_kit._asgi.lifespan import answer_lifespan
-from asgi_kit._asgi.types import Receive, Scope, Send
+from asgi_kit import answer_lifespan
 from asgi_kit.metrics import MetricsMiddleware, register_metrics
+from asgi_kit.types import Receive, Scope, Send
 
 
 async def inner_app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -26,8 +26,7 @@ import os
 import time
 
 from asgi_kit import Stack
-from asgi_kit._asgi.principal import Principal, set_principal
-from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit.auth import Principal, set_principal
 from asgi_kit.budget import BudgetMiddleware, InMemoryBudgetStore
 from asgi_kit.ratelimit import (
     InMemoryBackend,
@@ -36,6 +35,7 @@ from asgi_kit.ratelimit import (
     RedisBackend,
     get_token_reservation,
 )
+from asgi_kit.types import ASGIApp, Receive, Scope, Send
 
 RPM, TPM = 3, 10_000
 # key -> (key id, organization): "broke" has no budget left this month

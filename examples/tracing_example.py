@@ -18,9 +18,8 @@ import os
 
 import uvicorn
 
-from asgi_kit._asgi.context import get_trace_ids
-from asgi_kit._asgi.types import Receive, Scope, Send
-from asgi_kit.tracing import TracingMiddleware, init_tracer
+from asgi_kit.tracing import TracingMiddleware, get_trace_ids, init_tracer
+from asgi_kit.types import Receive, Scope, Send
 
 endpoint = os.environ.get("OTLP_ENDPOINT")
 provider = init_tracer(

@@ -80,10 +80,41 @@ def test_top_level_all_is_exact() -> None:
 
     assert sorted(asgi_kit.__all__) == [
         "AsgiKitError",
+        "LifespanHook",
+        "LifespanHooksMiddleware",
         "Middleware",
+        "ROUTE_SCOPE_KEY",
         "Stack",
         "StoreUnavailableError",
         "__version__",
+        "answer_lifespan",
     ]
     for module in (errors, models):
         assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_demo_and_examples_use_public_imports_only() -> None:
+    """The demo gateway and the examples are code to copy: they import nothing private."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    private = []
+    for path in [
+        *sorted((root / "asgi_kit" / "demo").glob("*.py")),
+        *sorted((root / "examples").glob("*.py")),
+    ]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            private += [
+                f"{path.name}: {name}"
+                for name in names
+                if name.startswith("asgi_kit") and any(part.startswith("_") for part in name.split("."))
+            ]
+    assert private == []

@@ -15,7 +15,7 @@ for _module in ("jwt", "cryptography"):
     if _find_spec(_module) is None:
         require(_module, "jwt")
 
-from asgi_kit._asgi.principal import Credentials, Principal, get_principal
+from asgi_kit._asgi.principal import Credentials, Principal, get_principal, set_principal
 from asgi_kit.auth.apikey import (
     APIKeyVerifier,
     ParsedAPIKey,
@@ -94,5 +94,6 @@ __all__ = [
     "get_principal",
     "hash_api_key",
     "parse_api_key",
+    "set_principal",
     "validate_api_key",
 ]

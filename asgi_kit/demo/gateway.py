@@ -16,8 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from asgi_kit._asgi.lifespan import Hook, LifespanHooksMiddleware
-from asgi_kit._asgi.types import ASGIApp
+from asgi_kit import LifespanHook, LifespanHooksMiddleware
 from asgi_kit.auth import APIKeyRecord, APIKeyVerifier, AuthMiddleware, InMemoryAPIKeyStore
 from asgi_kit.auth.apikey import hash_api_key, parse_api_key
 from asgi_kit.budget import (
@@ -45,6 +44,7 @@ from asgi_kit.ratelimit import InMemoryBackend, RateLimitBackend, RateLimitMiddl
 from asgi_kit.rbac import Permission, RequirePermission
 from asgi_kit.stack import Stack
 from asgi_kit.testing import FakeOpenAI
+from asgi_kit.types import ASGIApp
 
 SERVICE = "asgi-kit-demo"
 PUBLIC_PATHS = ("/livez", "/readyz", "/metrics", "/upstream/*")
@@ -67,8 +67,8 @@ class Resources:
     api_keys: APIKeyVerifier
     budgets: BudgetStore
     readiness: dict[str, Any]
-    on_startup: list[Hook]
-    on_shutdown: list[Hook]
+    on_startup: list[LifespanHook]
+    on_shutdown: list[LifespanHook]
     usage_sink: UsageSink
     leases: BudgetLeaseStore
 

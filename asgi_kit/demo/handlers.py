@@ -17,9 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
-from asgi_kit._asgi.context import REQUEST_ID_STATE_KEY
-from asgi_kit._asgi.principal import Principal, get_principal
-from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit.auth import Principal, get_principal
 from asgi_kit.budget import (
     BUDGET_REFUSAL,
     BUDGET_UNAVAILABLE,
@@ -47,7 +45,9 @@ from asgi_kit.httpclient import (
     APITimeoutError,
     OpenAIClient,
 )
+from asgi_kit.logging import get_request_id
 from asgi_kit.ratelimit import get_token_reservation
+from asgi_kit.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.validation import (
     DEFAULT_LIMITS,
     RequestLimits,
@@ -173,7 +173,7 @@ class Gateway:
         reservation = _Settlements(budget, get_token_reservation(scope))
         # The ledger key is unique per upstream call: an incoming X-Request-ID is chosen by the
         # client, and a repeated one must not make a call free (the sink skips known keys).
-        request_id = scope.get("state", {}).get(REQUEST_ID_STATE_KEY) or "req"
+        request_id = get_request_id() or "req"
         return self._ledger.meter(
             request_id=f"{request_id}.{uuid.uuid4().hex[:12]}",
             org_id=principal.org_id,

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from asgi_kit._asgi.lifespan import answer_lifespan
-from asgi_kit._asgi.routes import ROUTE_SCOPE_KEY
-from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit import ROUTE_SCOPE_KEY, answer_lifespan
 from asgi_kit.errors import METHOD_NOT_ALLOWED, NOT_FOUND, write_problem_details
+from asgi_kit.types import ASGIApp, Receive, Scope, Send
 
 
 class Router:

@@ -9,6 +9,7 @@ from asgi_kit._asgi.optional import require
 
 require("opentelemetry.sdk.trace", "tracing")
 
+from asgi_kit._asgi.context import TraceIds, get_trace_ids
 from asgi_kit.tracing.middleware import TracingMiddleware
 from asgi_kit.tracing.propagation import (
     TraceContext,
@@ -23,11 +24,13 @@ from asgi_kit.tracing.tracer import init_tracer
 
 __all__ = [
     "TraceContext",
+    "TraceIds",
     "TraceParent",
     "TracingMiddleware",
     "extract",
     "format_traceparent",
     "format_tracestate",
+    "get_trace_ids",
     "init_tracer",
     "parse_traceparent",
     "parse_tracestate",

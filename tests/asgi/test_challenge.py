@@ -18,7 +18,10 @@ _PARAM = re.compile(rf"({_TOKEN})=(?:({_TOKEN})|{_QUOTED})")
 _SEPARATOR = re.compile(r"[ \t]*,[ \t]*")
 _FIELD_VALUE = re.compile(r"[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?")
 
-printable_ascii = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=64)
+# A realm is 1-64 printable ASCII characters, not all of them spaces (check_str refuses blank text).
+printable_ascii = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=64
+).filter(str.strip)
 scope_token = st.text(st.sampled_from("!#$%&'()*+,-./:;<=>?@[]^_`{|}~abcXYZ019"), min_size=1, max_size=12)
 
 

@@ -27,9 +27,9 @@ from asgi_kit.demo import DemoConfig, build_gateway, key_record
 from asgi_kit.demo.router import Router
 from asgi_kit.errors import UNPROCESSABLE_CONTENT, ProblemDetailsMiddleware, ProblemError
 from asgi_kit.guards import TimeoutMiddleware
-from asgi_kit.testing.fake_upstream import FakeOpenAI
 from asgi_kit.logging import RequestIDMiddleware, new_logger
 from asgi_kit.rbac import RequirePermission
+from asgi_kit.testing.fake_upstream import FakeOpenAI
 from tests.harness.servers import Served, free_port, serve, wait_ready
 
 pytestmark = pytest.mark.integration

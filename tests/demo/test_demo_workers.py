@@ -85,11 +85,19 @@ async def test_budget_and_metrics_across_two_workers(demo: tuple[str, str, Path]
         assert BUDGET - 2 * (3 + RESERVE) <= tokens <= BUDGET
 
         metrics = (await client.get("/metrics")).text
-    with psycopg.connect(database_url) as conn:
-        recorded = conn.execute(
-            "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage"
-        ).fetchone()
-    assert recorded is not None and recorded[0] == tokens
+    # The ledger writes in batches, each call's usage at most recording_delay (1.1 s) plus one
+    # flush after it settled: poll for it rather than read once.
+    deadline = time.monotonic() + 10
+    while True:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage"
+            ).fetchone()
+        recorded = row[0] if row is not None else None
+        if recorded == tokens or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert recorded == tokens
     counted = sum(
         float(m.group(1))
         for m in re.finditer(r'http_requests_total\{[^}]*method="POST"[^}]*\} ([0-9.e+]+)', metrics)

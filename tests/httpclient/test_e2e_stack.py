@@ -17,8 +17,8 @@ from asgi_kit import Stack
 from asgi_kit._asgi.lifespan import LifespanHooksMiddleware, answer_lifespan
 from asgi_kit._asgi.types import Receive, Scope, Send
 from asgi_kit.httpclient import HTTPClient
-from asgi_kit.testing.fake_upstream import FakeOpenAI
 from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware, new_logger
+from asgi_kit.testing.fake_upstream import FakeOpenAI
 from asgi_kit.tracing import TracingMiddleware
 from tests.harness.servers import serve
 

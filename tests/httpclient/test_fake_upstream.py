@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from asgi_kit.testing.fake_upstream import FakeOpenAI
 from asgi_kit.testing import make_scope, run_lifespan
+from asgi_kit.testing.fake_upstream import FakeOpenAI
 
 
 async def call(fake: FakeOpenAI, method: str, path: str, **kwargs: Any) -> httpx.Response:
