@@ -99,6 +99,11 @@ class _Log:
         self.used += cost
         return number
 
+    def take_back_newest(self) -> None:
+        """Forget the newest entry (counted by a request that was then refused elsewhere)."""
+        self.stamps.pop()
+        self.used -= self.costs.pop()
+
     def retry_after(self, need: int, now: int, window_ms: int) -> int:
         """Milliseconds until the oldest entries have freed ``need`` units."""
         freed = 0
@@ -137,23 +142,20 @@ class SlidingWindowLog:
         """
         if now is None:
             now = monotonic_ns() // 1_000_000
-        logs: list[_Log] = []
-        fits = True
-        for check in checks:
-            log = self._current(check, now)
-            logs.append(log)
-            if log.used + check.cost > check.limit:
-                fits = False
-        if not fits:
-            return Decision(
-                False, tuple([self._refused(check, logs[i], now) for i, check in enumerate(checks)])
-            )
+        # Counted as the checks pass; a refusal takes back what this request counted so far,
+        # so a request is counted in every log or in none.
         results: list[CheckResult] = []
         held: list[tuple[_Log, int, int] | None] = []
-        for i, check in enumerate(checks):
-            log = logs[i]
-            if check.cost:
-                held.append((log, log.append(now, check.cost), now))
+        for check in checks:
+            log = self._current(check, now)
+            cost = check.cost
+            if log.used + cost > check.limit:
+                for entry in reversed(held):
+                    if entry is not None:
+                        entry[0].take_back_newest()
+                return Decision(False, tuple([self._refused(c, self._current(c, now), now) for c in checks]))
+            if cost:
+                held.append((log, log.append(now, cost), now))
                 reset = check.window_ms  # the entry just added is the newest
             else:
                 held.append(None)
