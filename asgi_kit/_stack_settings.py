@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from asgi_kit.auth import APIKeyStore, TokenRevocationStore
     from asgi_kit.budget import BudgetStore
     from asgi_kit.config import KitSettings
+    from asgi_kit.database import PostgresPool
     from asgi_kit.metrics import HTTPMetrics
     from asgi_kit.ratelimit import RateLimitBackend
 
@@ -44,7 +45,7 @@ def layers_from_settings(
     layers: list[Middleware[Any]] = []
     on_startup: list[Hook] = []
     on_shutdown: list[Hook] = []
-    pool = None
+    pool: PostgresPool | None = None
     if settings.database.enabled and (
         (settings.api_keys.enabled and api_key_store is None)
         or (settings.budget.enabled and budget_store is None)
@@ -171,7 +172,7 @@ def layers_from_settings(
 
 def _auth_layer(
     settings: KitSettings,
-    pool: Any,
+    pool: PostgresPool | None,
     api_key_store: APIKeyStore | None,
     revocation_store: TokenRevocationStore | None,
 ) -> Middleware[Any]:

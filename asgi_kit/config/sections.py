@@ -131,7 +131,8 @@ class BudgetSettings(Section):
 
 
 class RateLimitSettings(Section):
-    """``RateLimitMiddleware``'s options, its organization quota, and where the counts live."""
+    """``RateLimitMiddleware``'s options, plus the organization's quota (``quotas["org"]``) and
+    where the counts live (``redis_url`` and ``key_prefix``: a ``RedisBackend``; none: in memory)."""
 
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)

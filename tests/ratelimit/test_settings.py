@@ -392,3 +392,17 @@ async def test_redis_counts_are_shared_and_the_backend_closes_at_shutdown(redis_
             break
         await asyncio.sleep(0.02)
     assert name not in redis_client_names(url)
+
+
+def test_the_documented_toml_example_loads_and_builds(tmp_path: Path) -> None:
+    """docs/ratelimit.md's "From settings" TOML is valid and gives the layer it describes."""
+    docs = (Path(__file__).parents[2] / "docs" / "ratelimit.md").read_text(encoding="utf-8")
+    example = docs.split("## From settings", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "service.toml"
+    path.write_text(example, encoding="utf-8")
+    stack = Stack.from_settings(load_settings(path), api_key_store=InMemoryAPIKeyStore())
+    layer = next(m for m in stack if m.cls is RateLimitMiddleware)
+    assert isinstance(layer.kwargs["backend"], RedisBackend)
+    assert layer.kwargs["quotas"] == {"org": Quota(None, 2_000_000)}
+    assert (layer.kwargs["requests_per_minute"], layer.kwargs["tokens_per_minute"]) == (600, 150_000)
+    stack.wrap(bare_app())
