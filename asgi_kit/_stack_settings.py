@@ -16,18 +16,26 @@ from asgi_kit._asgi.options import check_instance
 from asgi_kit.errors import ProblemDetailsMiddleware
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from asgi_kit.auth import APIKeyStore, TokenRevocationStore
+    from asgi_kit.budget import BudgetStore
     from asgi_kit.config import KitSettings
+    from asgi_kit.database import PostgresPool
+    from asgi_kit.metrics import HTTPMetrics
+    from asgi_kit.ratelimit import RateLimitBackend
 
 
 def layers_from_settings(
     settings: KitSettings,
     *,
     logger: logging.Logger | None = None,
-    metrics: Any = None,
-    tracer_provider: Any = None,
-    api_key_store: Any = None,
-    revocation_store: Any = None,
-    budget_store: Any = None,
+    metrics: HTTPMetrics | None = None,
+    tracer_provider: TracerProvider | None = None,
+    api_key_store: APIKeyStore | None = None,
+    revocation_store: TokenRevocationStore | None = None,
+    budget_store: BudgetStore | None = None,
+    ratelimit_backend: RateLimitBackend | None = None,
     debug: bool = False,
 ) -> list[Middleware[Any]]:
     """The layers of the recommended stack for ``settings``; see :meth:`asgi_kit.Stack.from_settings`."""
@@ -37,7 +45,7 @@ def layers_from_settings(
     layers: list[Middleware[Any]] = []
     on_startup: list[Hook] = []
     on_shutdown: list[Hook] = []
-    pool = None
+    pool: PostgresPool | None = None
     if settings.database.enabled and (
         (settings.api_keys.enabled and api_key_store is None)
         or (settings.budget.enabled and budget_store is None)
@@ -136,6 +144,16 @@ def layers_from_settings(
             on_startup.append(listener.start)
             on_shutdown.append(listener.aclose)
 
+    if settings.ratelimit.enabled:
+        # Inside authentication (its subjects are the principal's key and organization) and
+        # outside the budget: a refusal here costs no budget reservation.
+        if not (settings.jwt.enabled or settings.api_keys.enabled):
+            raise ValueError(
+                "ratelimit.enabled needs jwt.enabled or api_keys.enabled: "
+                "it limits the authenticated key and organization"
+            )
+        layers.append(_ratelimit_layer(settings, ratelimit_backend, on_shutdown))
+
     if settings.budget.enabled:
         from asgi_kit.budget import BudgetMiddleware
 
@@ -153,7 +171,10 @@ def layers_from_settings(
 
 
 def _auth_layer(
-    settings: KitSettings, pool: Any, api_key_store: Any, revocation_store: Any
+    settings: KitSettings,
+    pool: PostgresPool | None,
+    api_key_store: APIKeyStore | None,
+    revocation_store: TokenRevocationStore | None,
 ) -> Middleware[Any]:
     from asgi_kit.auth import APIKeyVerifier, AuthMiddleware, JWTConfig, JWTManager, ProviderProfile
 
@@ -187,6 +208,27 @@ def _auth_layer(
         )
     return Middleware(
         AuthMiddleware, jwt=jwt_manager, api_keys=verifier, api_key_header=settings.api_keys.header
+    )
+
+
+def _ratelimit_layer(
+    settings: KitSettings, backend: RateLimitBackend | None, on_shutdown: list[Hook]
+) -> Middleware[Any]:
+    from asgi_kit.ratelimit import Quota, RateLimitMiddleware
+
+    section = settings.ratelimit
+    if backend is None and section.redis_url is not None:
+        from asgi_kit.ratelimit import RedisBackend
+
+        redis = RedisBackend(url=section.redis_url.get_secret_value(), key_prefix=section.key_prefix)
+        on_shutdown.append(redis.aclose)
+        backend = redis
+    org = Quota(section.org_requests_per_minute, section.org_tokens_per_minute)
+    return Middleware(
+        RateLimitMiddleware,
+        backend=backend,
+        quotas=None if org.unlimited else {"org": org},
+        **section.options("redis_url", "key_prefix", "org_requests_per_minute", "org_tokens_per_minute"),
     )
 
 

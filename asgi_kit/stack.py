@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from asgi_kit.budget import BudgetStore
     from asgi_kit.config import KitSettings
     from asgi_kit.metrics import HTTPMetrics
+    from asgi_kit.ratelimit import RateLimitBackend
 
 
 class Stack:
@@ -93,6 +94,7 @@ class Stack:
         api_key_store: APIKeyStore | None = None,
         revocation_store: TokenRevocationStore | None = None,
         budget_store: BudgetStore | None = None,
+        ratelimit_backend: RateLimitBackend | None = None,
         debug: bool = False,
     ) -> Stack:
         """The recommended production stack for ``settings`` (see ``docs/stack.md``).
@@ -111,6 +113,7 @@ class Stack:
                 api_key_store=api_key_store,
                 revocation_store=revocation_store,
                 budget_store=budget_store,
+                ratelimit_backend=ratelimit_backend,
                 debug=debug,
             )
         )

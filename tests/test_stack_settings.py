@@ -18,6 +18,7 @@ from asgi_kit.errors import ProblemDetailsMiddleware
 from asgi_kit.guards import BodyLimitMiddleware, SecurityHeadersMiddleware, TimeoutMiddleware
 from asgi_kit.logging import LoggingMiddleware, RequestIDMiddleware, new_logger
 from asgi_kit.metrics import MetricsMiddleware
+from asgi_kit.ratelimit import RateLimitMiddleware
 from asgi_kit.testing import run_lifespan
 from asgi_kit.tracing import TracingMiddleware
 from tests.harness.apps import bare_app
@@ -39,6 +40,7 @@ def test_everything_enabled_in_the_documented_order() -> None:
         guards={"enabled": True, "timeout": 5, "max_body_size": 1024},
         jwt={"enabled": True, "secret": SECRET, "issuer": "i", "audience": "a"},
         api_keys={"enabled": True},
+        ratelimit={"enabled": True, "requests_per_minute": 600},
         budget={"enabled": True},
     )
     stack = Stack.from_settings(
@@ -58,6 +60,7 @@ def test_everything_enabled_in_the_documented_order() -> None:
         TimeoutMiddleware,
         BodyLimitMiddleware,
         AuthMiddleware,
+        RateLimitMiddleware,
         BudgetMiddleware,
     ]
     auth = next(m for m in stack if m.cls is AuthMiddleware)

@@ -19,6 +19,7 @@ from asgi_kit.config.sections import (
     LoggingSettings,
     MetricsSettings,
     ProviderSettings,
+    RateLimitSettings,
     TracingSettings,
 )
 from asgi_kit.config.settings import KitSettings
@@ -36,6 +37,7 @@ __all__ = [
     "LoggingSettings",
     "MetricsSettings",
     "ProviderSettings",
+    "RateLimitSettings",
     "TracingSettings",
     "load_settings",
 ]

@@ -3,9 +3,11 @@ configure, so ``XMiddleware(app, **settings.x.options())`` works."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from asgi_kit._asgi.paths import PathFilter
 
 
 class Section(BaseModel):
@@ -128,6 +130,61 @@ class BudgetSettings(Section):
     exclude_paths: list[str] = Field(default_factory=list)
 
 
+class RateLimitSettings(Section):
+    """``RateLimitMiddleware``'s options, plus the organization's quota (``quotas["org"]``) and
+    where the counts live (``redis_url`` and ``key_prefix``: a ``RedisBackend``; none: in memory)."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    org_requests_per_minute: int | None = Field(default=None, ge=1)
+    org_tokens_per_minute: int | None = Field(default=None, ge=1)
+    window: float = Field(default=60.0, ge=0.001, le=86_400)
+    redis_url: SecretStr | None = None
+    key_prefix: str = "asgi-kit:ratelimit:"
+    on_backend_error: Literal["allow", "deny"] = "allow"
+    default_completion_tokens: int = Field(default=1000, ge=0)
+    max_estimate_body: int = Field(default=1 << 20, ge=1)
+    openai_error_format: bool | list[str] = False
+    exclude_paths: list[str] = Field(default_factory=list)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("openai_error_format", "exclude_paths")
+    @classmethod
+    def _path_patterns(cls, value: bool | list[str]) -> bool | list[str]:
+        if not isinstance(value, bool):
+            try:
+                PathFilter(value)
+            except ValueError:
+                # PathFilter's own message quotes the entry; a configuration error never does.
+                raise ValueError(
+                    "entries must be absolute paths: '/exact' or a '/prefix/*' subtree"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _some_limit_when_enabled(self) -> Self:
+        limits = (
+            self.requests_per_minute,
+            self.tokens_per_minute,
+            self.org_requests_per_minute,
+            self.org_tokens_per_minute,
+        )
+        if self.enabled and all(limit is None for limit in limits):
+            raise ValueError(
+                "enabled needs a limit: set requests_per_minute, tokens_per_minute, "
+                "org_requests_per_minute or org_tokens_per_minute"
+            )
+        return self
+
+
 class GuardSettings(Section):
     timeout: float | None = Field(default=None, gt=0)
     max_body_size: int | None = Field(default=None, gt=0)
@@ -143,6 +200,7 @@ __all__ = [
     "JWTSettings",
     "LoggingSettings",
     "MetricsSettings",
+    "RateLimitSettings",
     "Section",
     "TracingSettings",
 ]

@@ -16,6 +16,7 @@ from asgi_kit.config.sections import (
     JWTSettings,
     LoggingSettings,
     MetricsSettings,
+    RateLimitSettings,
     TracingSettings,
 )
 
@@ -49,6 +50,7 @@ class KitSettings(BaseSettings):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     http_client: HTTPClientSettings = Field(default_factory=HTTPClientSettings)
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     guards: GuardSettings = Field(default_factory=GuardSettings)
 
     @field_validator("service_name")
