@@ -74,7 +74,7 @@ def build_app(
             # no cache, so the demo refuses the very next call; production keeps a short one (1 s default)
             completions(store),
             store=store,
-            openai_error_format=["/v1/*"],
+            openai_paths=["/v1/*"],
             cache_ttl=0,
         )
     )

@@ -118,9 +118,9 @@ def build_app(
             tokens_per_minute=tokens_per_minute,
             window=window,
             backend=backend or InMemoryBackend(),
-            openai_error_format=["/v1/*"],
+            openai_paths=["/v1/*"],
         )
-        .use(BudgetMiddleware, store=budgets, openai_error_format=["/v1/*"], cache_ttl=0)
+        .use(BudgetMiddleware, store=budgets, openai_paths=["/v1/*"], cache_ttl=0)
     )
     return stack.wrap(chat_completions)
 

@@ -16,7 +16,7 @@ from asgi_kit._asgi.principal import get_principal
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.budget.cache import BudgetCache
 from asgi_kit.budget.store import BudgetState, BudgetStore
-from asgi_kit.errors import BUDGET_EXCEEDED, SERVICE_UNAVAILABLE, write_problem_details
+from asgi_kit.errors import BUDGET_EXCEEDED, SERVICE_UNAVAILABLE, OpenAIRoutes, write_problem_details
 
 logger = logging.getLogger("asgi_kit.budget")
 
@@ -60,7 +60,7 @@ class BudgetMiddleware:
     The 429 carries ``x-should-retry: false`` and no ``Retry-After`` (OpenAI clients would
     otherwise retry a refusal that lasts until next month); with ``retry_after_period_end`` it
     carries a ``Retry-After`` to the start of next month instead. On OpenAI-compatible routes
-    (marked by ``ProblemDetailsMiddleware(openai_paths=...)``, or named by ``openai_error_format``)
+    (marked by ``ProblemDetailsMiddleware(openai_paths=...)``, or named by ``openai_paths``)
     its body is OpenAI's ``insufficient_quota`` error instead of problem+json, rendered by
     :func:`~asgi_kit.errors.write_problem_details` like every other error of the kit.
 
@@ -75,7 +75,7 @@ class BudgetMiddleware:
             overshoot window: see :mod:`asgi_kit.budget.cache`.
         cache_max_entries: organizations the cache holds at most.
         fail_open: let requests through when the store fails, instead of a 503.
-        openai_error_format: ``True`` for OpenAI's error body on every route, or the paths
+        openai_paths: ``True`` for OpenAI's error body on every route, or the paths
             (``PathFilter`` patterns such as ``"/v1/*"``) of the OpenAI-compatible routes. Not
             needed when ``ProblemDetailsMiddleware(openai_paths=...)`` marks the routes.
         retry_after_period_end: add ``Retry-After`` with the seconds until next month.
@@ -92,7 +92,7 @@ class BudgetMiddleware:
         cache_ttl: float = 1.0,
         cache_max_entries: int = 10_000,
         fail_open: bool = False,
-        openai_error_format: bool | Sequence[str] = False,
+        openai_paths: bool | Sequence[str] = False,
         retry_after_period_end: bool = False,
         unavailable_retry_after: int = 1,
         exclude_paths: Sequence[str] = (),
@@ -114,11 +114,7 @@ class BudgetMiddleware:
         # outage-log throttle: shared by design (it counts failures across requests)
         self._last_outage_log = -math.inf
         self._outages_since_log = 0
-        self._openai_all = openai_error_format is True
-        if isinstance(openai_error_format, bool):
-            self._openai_paths = PathFilter(())
-        else:
-            self._openai_paths = PathFilter(openai_error_format, option="openai_error_format")
+        self._openai_paths = OpenAIRoutes(openai_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._exclude.matches(scope):
@@ -182,8 +178,8 @@ class BudgetMiddleware:
         if self._retry_after_period_end:
             seconds = max(math.ceil((state.period_end - _utcnow()).total_seconds()), 1)
             headers.append((b"retry-after", str(seconds).encode("ascii")))
-        # openai_error_format forces OpenAI's shape on its paths; elsewhere the route's mark decides.
-        openai = self._openai_all or self._openai_paths.matches(scope)
+        # openai_paths forces OpenAI's shape on its paths; elsewhere the route's mark decides.
+        openai = self._openai_paths.matches(scope)
         await write_problem_details(
             send, BUDGET_REFUSAL, headers, scope=scope, format="openai" if openai else None
         )
@@ -195,7 +191,7 @@ class BudgetMiddleware:
         seconds = self._unavailable_retry_after
         if isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint) and hint >= 0:
             seconds = max(math.ceil(hint), 1)
-        openai = self._openai_all or self._openai_paths.matches(scope)
+        openai = self._openai_paths.matches(scope)
         await write_problem_details(
             send,
             BUDGET_UNAVAILABLE,

@@ -125,7 +125,7 @@ class BudgetSettings(Section):
     cache_ttl: float = Field(default=1.0, ge=0, le=60)
     cache_max_entries: int = Field(default=10_000, ge=1)
     fail_open: bool = False
-    openai_error_format: bool | list[str] = False
+    openai_paths: bool | list[str] = False
     retry_after_period_end: bool = False
     exclude_paths: list[str] = Field(default_factory=list)
 
@@ -144,7 +144,7 @@ class RateLimitSettings(Section):
     on_backend_error: Literal["allow", "deny"] = "allow"
     default_completion_tokens: int = Field(default=1000, ge=0)
     max_estimate_body: int = Field(default=1 << 20, ge=1)
-    openai_error_format: bool | list[str] = False
+    openai_paths: bool | list[str] = False
     exclude_paths: list[str] = Field(default_factory=list)
 
     @field_validator("redis_url")
@@ -156,7 +156,7 @@ class RateLimitSettings(Section):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
-    @field_validator("openai_error_format", "exclude_paths")
+    @field_validator("openai_paths", "exclude_paths")
     @classmethod
     def _path_patterns(cls, value: bool | list[str]) -> bool | list[str]:
         if not isinstance(value, bool):

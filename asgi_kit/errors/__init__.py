@@ -2,7 +2,13 @@
 in OpenAI's ``{"error": {...}}`` shape on the routes marked as OpenAI-compatible."""
 
 from asgi_kit.errors.middleware import ProblemDetailsMiddleware
-from asgi_kit.errors.openai import ERROR_FORMAT_KEY, OPENAI_ERROR_TYPES, error_format, mark_openai
+from asgi_kit.errors.openai import (
+    ERROR_FORMAT_KEY,
+    OPENAI_ERROR_TYPES,
+    OpenAIRoutes,
+    error_format,
+    mark_openai,
+)
 from asgi_kit.errors.problem import (
     BAD_REQUEST,
     BUDGET_EXCEEDED,
@@ -43,6 +49,7 @@ __all__ = [
     "TOO_MANY_REQUESTS",
     "UNAUTHORIZED",
     "UNPROCESSABLE_CONTENT",
+    "OpenAIRoutes",
     "ProblemDetails",
     "ProblemDetailsMiddleware",
     "ProblemError",

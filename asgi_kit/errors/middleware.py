@@ -22,9 +22,8 @@ from collections.abc import Awaitable, Sequence
 
 from asgi_kit._asgi.context import get_request_id, scope_request_id
 from asgi_kit._asgi.options import check_bool
-from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_kit.errors.openai import ERROR_FORMAT_KEY, OPENAI_FORMAT
+from asgi_kit.errors.openai import ERROR_FORMAT_KEY, OPENAI_FORMAT, OpenAIRoutes
 from asgi_kit.errors.problem import INTERNAL_SERVER_ERROR, ProblemDetails, ProblemError, write_problem_details
 
 logger = logging.getLogger("asgi_kit.errors")
@@ -54,15 +53,15 @@ class ProblemDetailsMiddleware:
         debug: bool = False,
         reraise: bool = True,
         logger: logging.Logger | None = None,
-        openai_paths: Sequence[str] = (),
+        openai_paths: bool | Sequence[str] = (),
     ) -> None:
         self.app = app
         self._debug = check_bool("debug", debug)
         self._reraise = check_bool("reraise", reraise)
         self._logger = logger or globals()["logger"]
-        paths = PathFilter(openai_paths, option="openai_paths")
-        # None without patterns: an app with no OpenAI routes pays one attribute test per request.
-        self._openai_paths = paths if paths else None
+        routes = OpenAIRoutes(openai_paths)
+        # None without routes: an app with no OpenAI routes pays one attribute test per request.
+        self._openai_paths = routes if routes else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

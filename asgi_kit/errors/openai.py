@@ -19,9 +19,10 @@ that answers through :func:`~asgi_kit.errors.write_problem_details` follows the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
+from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import Scope
 
 #: The scope key holding the error format of the request: ``"openai"`` or absent (problem+json).
@@ -96,6 +97,30 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+class OpenAIRoutes:
+    """The routes whose errors a layer renders in OpenAI's shape: the ``openai_paths`` option.
+
+    ``True`` for every route, ``False`` or ``()`` for none, or ``PathFilter`` patterns
+    (``"/v1/*"``, exact paths). Every layer that answers errors itself takes the option under
+    this one name, with this one meaning.
+    """
+
+    __slots__ = ("_all", "_paths")
+
+    def __init__(self, openai_paths: bool | Sequence[str], *, option: str = "openai_paths") -> None:
+        self._all = openai_paths is True
+        self._paths = PathFilter(() if isinstance(openai_paths, bool) else openai_paths, option=option)
+
+    def __bool__(self) -> bool:
+        return self._all or bool(self._paths)
+
+    def __repr__(self) -> str:
+        return "OpenAIRoutes(True)" if self._all else f"OpenAIRoutes({self._paths!r})"
+
+    def matches(self, scope: Scope) -> bool:
+        return self._all or self._paths.matches(scope)
+
+
 __all__ = [
     "ERROR_FORMAT_KEY",
     "OPENAI_CONTENT_TYPE",
@@ -103,6 +128,7 @@ __all__ = [
     "OPENAI_FORMAT",
     "OPENAI_TYPES_BY_CODE",
     "ErrorFormat",
+    "OpenAIRoutes",
     "encode_openai_error",
     "error_format",
     "mark_openai",

@@ -19,7 +19,13 @@ from asgi_kit._asgi.options import (
 )
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_kit.errors import SERVICE_UNAVAILABLE, TOO_MANY_REQUESTS, ProblemDetails, write_problem_details
+from asgi_kit.errors import (
+    SERVICE_UNAVAILABLE,
+    TOO_MANY_REQUESTS,
+    OpenAIRoutes,
+    ProblemDetails,
+    write_problem_details,
+)
 from asgi_kit.ratelimit.algorithm import NEVER, Check, CheckResult, Decision
 from asgi_kit.ratelimit.backends import InMemoryBackend, RateLimitBackend
 from asgi_kit.ratelimit.duration import format_duration
@@ -65,7 +71,7 @@ class RateLimitMiddleware:
     ``tokens``; when several subjects are limited, the headers describe the tightest one. A
     refusal is ``429`` with ``Retry-After`` (whole seconds, rounded up) and ``retry-after-ms``,
     and no ``x-should-retry: false``: clients should retry after the delay. Its body is a
-    problem (``code: "rate_limit_exceeded"``) or, on ``openai_error_format`` routes, OpenAI's
+    problem (``code: "rate_limit_exceeded"``) or, on ``openai_paths`` routes, OpenAI's
     ``{"error": {"type": "requests"|"tokens", "code": "rate_limit_exceeded"}}``. A request
     larger than a whole window's token limit can never pass: its 429 says so, with
     ``x-should-retry: false``. A refused websocket handshake is closed with 1008.
@@ -97,7 +103,7 @@ class RateLimitMiddleware:
         default_completion_tokens: the allowance reserved when a request gives no ``max_tokens``.
         max_estimate_body: bytes of request body read for the estimate, at most.
         on_backend_error: ``"allow"`` or ``"deny"``.
-        openai_error_format: ``True`` for OpenAI's error body everywhere, or the paths
+        openai_paths: ``True`` for OpenAI's error body everywhere, or the paths
             (``PathFilter`` patterns such as ``"/v1/*"``) of the OpenAI-compatible routes.
         exclude_paths: paths never limited.
     """
@@ -117,7 +123,7 @@ class RateLimitMiddleware:
         default_completion_tokens: int = 1000,
         max_estimate_body: int = 1 << 20,
         on_backend_error: Literal["allow", "deny"] = "allow",
-        openai_error_format: bool | Sequence[str] = False,
+        openai_paths: bool | Sequence[str] = False,
         exclude_paths: Sequence[str] = (),
     ) -> None:
         if requests_per_minute is not None:
@@ -175,10 +181,7 @@ class RateLimitMiddleware:
         self._deny_on_error = on_backend_error == "deny"
         self._exclude = PathFilter(exclude_paths)
         self._known_checks: dict[tuple[str, str], Check] = {}
-        self._openai_all = openai_error_format is True
-        self._openai_paths = PathFilter(
-            () if isinstance(openai_error_format, bool) else openai_error_format, option="openai_error_format"
-        )
+        self._openai_paths = OpenAIRoutes(openai_paths)
         window_reset = format_duration(self._window_ms).encode("ascii")
         # (reset header) per dimension for the usual admitted answer, "reset in one window"
         self._window_resets = tuple((names[2], window_reset) for names in _HEADER_NAMES)
@@ -377,8 +380,8 @@ class RateLimitMiddleware:
         self, scope: Scope, send: Send, problem: ProblemDetails, headers: list[tuple[bytes, bytes]]
     ) -> None:
         # Rendered like every error of the kit: OpenAI's shape on the routes the app marked
-        # (ProblemDetailsMiddleware's openai_paths), or on this layer's own openai_error_format.
-        openai = self._openai_all or self._openai_paths.matches(scope)
+        # (ProblemDetailsMiddleware's openai_paths), or on this layer's own openai_paths.
+        openai = self._openai_paths.matches(scope)
         await write_problem_details(send, problem, headers, scope=scope, format="openai" if openai else None)
 
     async def _backend_failed(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:

@@ -31,7 +31,7 @@ def with_org(app: ASGIApp) -> ASGIApp:
 async def stack(framework: str) -> ASGIApp:
     store = InMemoryBudgetStore([("rich", 100), ("broke", 10)])
     await store.record_usage(Usage(org_id="broke", model="m", prompt_tokens=10))
-    return with_org(BudgetMiddleware(build_app(framework), store=store, openai_error_format=["/v1/*"]))
+    return with_org(BudgetMiddleware(build_app(framework), store=store, openai_paths=["/v1/*"]))
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

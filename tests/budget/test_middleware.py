@@ -128,9 +128,9 @@ async def test_retry_after_period_end() -> None:
         (False, "/v1/chat/completions", False),
     ],
 )
-async def test_openai_error_format(option: Any, path: str, openai: bool) -> None:
+async def test_openai_paths(option: Any, path: str, openai: bool) -> None:
     """On OpenAI-compatible routes the 429 body is OpenAI's insufficient_quota error."""
-    layer = BudgetMiddleware(AppCalls(), store=await over_budget_store(), openai_error_format=option)
+    layer = BudgetMiddleware(AppCalls(), store=await over_budget_store(), openai_paths=option)
     send = await call_app(layer, scope_for(path=path))
     assert send.status == 429
     assert send.header("x-should-retry") == "false"
@@ -147,7 +147,7 @@ async def test_openai_client_does_not_retry_and_sees_quota_error() -> None:
     import openai
 
     calls: list[int] = []
-    inner = BudgetMiddleware(AppCalls(), store=await over_budget_store(), openai_error_format=["/v1/*"])
+    inner = BudgetMiddleware(AppCalls(), store=await over_budget_store(), openai_paths=["/v1/*"])
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         calls.append(1)
@@ -166,7 +166,7 @@ async def test_openai_client_does_not_retry_and_sees_quota_error() -> None:
 
 async def test_head_openai_body_omitted() -> None:
     """A HEAD request gets the 429 headers without a body."""
-    layer = BudgetMiddleware(AppCalls(), store=await over_budget_store(), openai_error_format=True)
+    layer = BudgetMiddleware(AppCalls(), store=await over_budget_store(), openai_paths=True)
     send = await call_app(layer, scope_for(method="HEAD"))
     assert (send.status, send.body) == (429, b"")
 
@@ -308,7 +308,7 @@ async def test_in_memory_store_rollover() -> None:
         ({"cache_max_entries": 0}, ValueError),
         ({"unavailable_retry_after": 1.5}, TypeError),
         ({"unavailable_retry_after": -1}, ValueError),
-        ({"openai_error_format": ["v1"]}, ValueError),
+        ({"openai_paths": ["v1"]}, ValueError),
         ({"exclude_paths": "/health"}, TypeError),
     ],
 )

@@ -82,9 +82,9 @@ async def test_refusal_is_a_retryable_429_with_retry_after() -> None:
     assert (await get(app)).status == 200  # exactly when it said
 
 
-async def test_openai_error_format_on_openai_routes() -> None:
-    """On openai_error_format paths the body is OpenAI's error object; elsewhere problem+json."""
-    app = limited(requests_per_minute=1, openai_error_format=["/v1/*"])
+async def test_openai_paths_on_openai_routes() -> None:
+    """On openai_paths paths the body is OpenAI's error object; elsewhere problem+json."""
+    app = limited(requests_per_minute=1, openai_paths=["/v1/*"])
     await get(app)
     openai = await get(app)
     assert openai.header("content-type") == "application/json"
@@ -100,14 +100,14 @@ async def test_openai_error_format_on_openai_routes() -> None:
     assert other.status == 429 and other.header("content-type") == "application/problem+json"
     head = await call_app(app, with_principal(make_scope("/v1/x", method="HEAD"), principal()))
     assert head.status == 429 and head.body == b""
-    everywhere = limited(requests_per_minute=1, openai_error_format=True)
+    everywhere = limited(requests_per_minute=1, openai_paths=True)
     await get(everywhere, path="/x")
     assert "error" in (await get(everywhere, path="/x")).json()
 
 
 async def test_tokens_limit_refuses_with_tokens_type() -> None:
     """A call whose reservation does not fit the tokens left is refused as a tokens limit."""
-    app = limited(tokens_per_minute=100, openai_error_format=True)
+    app = limited(tokens_per_minute=100, openai_paths=True)
     assert (await post(app, chat_body(max_tokens=60))).status == 200
     refused = await post(app, chat_body(max_tokens=60))
     assert refused.status == 429
@@ -296,7 +296,7 @@ async def test_backend_down_deny_policy() -> None:
         requests_per_minute=1,
         backend=FailingBackend(),
         on_backend_error="deny",
-        openai_error_format=True,
+        openai_paths=True,
     )
     assert (await get(openai)).json()["error"]["type"] == "server_error"
     send = RecordingSend()

@@ -92,7 +92,7 @@ def test_section_from_a_toml_file(tmp_path: Path) -> None:
         'on_backend_error = "deny"\n'
         "default_completion_tokens = 256\n"
         "max_estimate_body = 65536\n"
-        'openai_error_format = ["/v1/*"]\n'
+        'openai_paths = ["/v1/*"]\n'
         'exclude_paths = ["/health", "/metrics"]\n',
         encoding="utf-8",
     )
@@ -102,7 +102,7 @@ def test_section_from_a_toml_file(tmp_path: Path) -> None:
     assert (section.org_requests_per_minute, section.org_tokens_per_minute) == (6000, 2_000_000)
     assert (section.window, section.key_prefix, section.on_backend_error) == (30.0, "router:rl:", "deny")
     assert (section.default_completion_tokens, section.max_estimate_body) == (256, 65_536)
-    assert section.openai_error_format == ["/v1/*"]
+    assert section.openai_paths == ["/v1/*"]
     assert section.exclude_paths == ["/health", "/metrics"]
     assert section.redis_url is not None
     assert section.redis_url.get_secret_value() == "redis://:hunter2@cache:6379/1"
@@ -110,23 +110,23 @@ def test_section_from_a_toml_file(tmp_path: Path) -> None:
 
 
 def test_section_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ASGI_KIT_RATELIMIT__<FIELD> sets each field; lists are JSON, openai_error_format also a bool."""
+    """ASGI_KIT_RATELIMIT__<FIELD> sets each field; lists are JSON, openai_paths also a bool."""
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__ENABLED", "true")
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__TOKENS_PER_MINUTE", "40000")
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__ORG_REQUESTS_PER_MINUTE", "900")
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__REDIS_URL", "rediss://cache.internal:6380/0")
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__ON_BACKEND_ERROR", "deny")
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__EXCLUDE_PATHS", '["/health", "/static/*"]')
-    monkeypatch.setenv("ASGI_KIT_RATELIMIT__OPENAI_ERROR_FORMAT", "true")
+    monkeypatch.setenv("ASGI_KIT_RATELIMIT__OPENAI_PATHS", "true")
     section = load_settings().ratelimit
     assert section.enabled and section.requests_per_minute is None
     assert (section.tokens_per_minute, section.org_requests_per_minute) == (40_000, 900)
     assert section.redis_url is not None and section.redis_url.get_secret_value().startswith("rediss://")
     assert section.on_backend_error == "deny"
     assert section.exclude_paths == ["/health", "/static/*"]
-    assert section.openai_error_format is True
-    monkeypatch.setenv("ASGI_KIT_RATELIMIT__OPENAI_ERROR_FORMAT", '["/v1/*"]')
-    assert load_settings().ratelimit.openai_error_format == ["/v1/*"]
+    assert section.openai_paths is True
+    monkeypatch.setenv("ASGI_KIT_RATELIMIT__OPENAI_PATHS", '["/v1/*"]')
+    assert load_settings().ratelimit.openai_paths == ["/v1/*"]
     assert KitSettings().ratelimit.tokens_per_minute == 40_000  # the environment alone, no loader
 
 
@@ -164,8 +164,8 @@ def test_enabled_without_any_limit_is_an_error(tmp_path: Path) -> None:
         ("default_completion_tokens", -1),
         ("max_estimate_body", 0),
         ("exclude_paths", ["health"]),
-        ("openai_error_format", ["v1/*"]),
-        ("openai_error_format", "/v1/*"),
+        ("openai_paths", ["v1/*"]),
+        ("openai_paths", "/v1/*"),
         ("key_prefix", 7),
         ("request_per_minute", 10),
     ],
@@ -203,7 +203,7 @@ def test_the_layer_sits_between_auth_and_budget() -> None:
             "org_tokens_per_minute": 2_000_000,
             "window": 30,
             "on_backend_error": "deny",
-            "openai_error_format": ["/v1/*"],
+            "openai_paths": ["/v1/*"],
             "exclude_paths": ["/health"],
         },
     )
@@ -224,7 +224,7 @@ def test_the_layer_sits_between_auth_and_budget() -> None:
         "on_backend_error": "deny",
         "default_completion_tokens": 1000,
         "max_estimate_body": 1 << 20,
-        "openai_error_format": ["/v1/*"],
+        "openai_paths": ["/v1/*"],
         "exclude_paths": ["/health"],
     }
     built = stack.wrap(bare_app())  # every layer builds with these options
@@ -285,7 +285,7 @@ async def test_a_key_over_its_limit_gets_429_in_memory() -> None:
             "enabled": True,
             "requests_per_minute": 2,
             "org_requests_per_minute": 3,
-            "openai_error_format": ["/v1/*"],
+            "openai_paths": ["/v1/*"],
             "exclude_paths": ["/health"],
         },
     )
