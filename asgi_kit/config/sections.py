@@ -141,7 +141,7 @@ class RateLimitSettings(Section):
     window: float = Field(default=60.0, ge=0.001, le=86_400)
     redis_url: SecretStr | None = None
     key_prefix: str = "asgi-kit:ratelimit:"
-    on_backend_error: Literal["allow", "deny"] = "allow"
+    fail_open: bool = True
     default_completion_tokens: int = Field(default=1000, ge=0)
     max_estimate_body: int = Field(default=1 << 20, ge=1)
     openai_paths: bool | list[str] = False

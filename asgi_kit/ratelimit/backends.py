@@ -22,7 +22,7 @@ from asgi_kit.ratelimit.algorithm import Check, Decision, SlidingWindowLog
 class RateLimitBackendError(StoreUnavailableError):
     """The backend could not answer (Redis unreachable, a timeout ...).
 
-    The middleware applies its ``on_backend_error`` policy; the message never holds the
+    The middleware applies its ``fail_open`` policy; the message never holds the
     backend's own error text (it may name a host or a password).
     """
 

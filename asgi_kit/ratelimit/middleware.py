@@ -7,11 +7,11 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Final, Literal
+from typing import Final
 
 from asgi_kit._asgi.options import (
+    check_bool,
     check_callable,
-    check_choice,
     check_instance,
     check_int,
     check_number,
@@ -83,8 +83,8 @@ class RateLimitMiddleware:
     :func:`~asgi_kit.ratelimit.get_token_reservation`); settle it with the real total
     (``reservation.settle(tokens)``, as the usage meter does) and the count is corrected.
 
-    When the backend fails, ``on_backend_error="allow"`` lets the request through without
-    headers, ``"deny"`` answers ``503`` with ``Retry-After: 1``; either way the failure is
+    When the backend fails, ``fail_open=True`` (the default) lets the request through without
+    headers, ``fail_open=False`` answers ``503`` with ``Retry-After: 1``; either way the failure is
     counted in :attr:`backend_errors` and logged at most once a second, and the next request
     tries the backend again. A broken ``quota_lookup`` falls back to the configured quota.
 
@@ -102,7 +102,7 @@ class RateLimitMiddleware:
         token_estimate: ``(scope, body) -> tokens`` to reserve.
         default_completion_tokens: the allowance reserved when a request gives no ``max_tokens``.
         max_estimate_body: bytes of request body read for the estimate, at most.
-        on_backend_error: ``"allow"`` or ``"deny"``.
+        fail_open: when the backend fails, let the request through (``True``) or answer ``503``.
         openai_paths: ``True`` for OpenAI's error body everywhere, or the paths
             (``PathFilter`` patterns such as ``"/v1/*"``) of the OpenAI-compatible routes.
         exclude_paths: paths never limited.
@@ -122,7 +122,7 @@ class RateLimitMiddleware:
         token_estimate: TokenEstimate | None = None,
         default_completion_tokens: int = 1000,
         max_estimate_body: int = 1 << 20,
-        on_backend_error: Literal["allow", "deny"] = "allow",
+        fail_open: bool = True,
         openai_paths: bool | Sequence[str] = False,
         exclude_paths: Sequence[str] = (),
     ) -> None:
@@ -133,7 +133,7 @@ class RateLimitMiddleware:
         check_int("max_estimate_body", max_estimate_body, minimum=1)
         check_int("default_completion_tokens", default_completion_tokens, minimum=0)
         check_number("window", window, minimum=0.001, maximum=86_400)
-        check_choice("on_backend_error", on_backend_error, ("allow", "deny"))
+        check_bool("fail_open", fail_open)
         if backend is None:
             backend = InMemoryBackend()
         elif not callable(getattr(backend, "acquire", None)) or not callable(
@@ -178,7 +178,7 @@ class RateLimitMiddleware:
         self._estimate = token_estimate
         self._default_completion = default_completion_tokens
         self._max_body = max_estimate_body
-        self._deny_on_error = on_backend_error == "deny"
+        self._deny_on_error = not fail_open
         self._exclude = PathFilter(exclude_paths)
         self._known_checks: dict[tuple[str, str], Check] = {}
         self._openai_paths = OpenAIRoutes(openai_paths)

@@ -77,7 +77,7 @@ def create(env: Mapping[str, str] = os.environ) -> ASGIApp:
             window=float(env.get("RL_WINDOW", "60")),
             backend=backend,
             token_estimate=tokens_from_header,
-            on_backend_error=env.get("RL_ON_ERROR", "allow"),  # type: ignore[arg-type]
+            fail_open=env.get("RL_ON_ERROR", "allow") == "allow",
         )
     )
 

@@ -68,9 +68,9 @@ def test_disabled_by_default() -> None:
     section = load_settings().ratelimit
     assert not section.enabled
     assert (section.requests_per_minute, section.tokens_per_minute, section.redis_url) == (None, None, None)
-    assert (section.window, section.on_backend_error, section.key_prefix) == (
+    assert (section.window, section.fail_open, section.key_prefix) == (
         60.0,
-        "allow",
+        True,
         "asgi-kit:ratelimit:",
     )
     assert (section.default_completion_tokens, section.max_estimate_body) == (1000, 1 << 20)
@@ -89,7 +89,7 @@ def test_section_from_a_toml_file(tmp_path: Path) -> None:
         "window = 30\n"
         'redis_url = "redis://:hunter2@cache:6379/1"\n'
         'key_prefix = "router:rl:"\n'
-        'on_backend_error = "deny"\n'
+        "fail_open = false\n"
         "default_completion_tokens = 256\n"
         "max_estimate_body = 65536\n"
         'openai_paths = ["/v1/*"]\n'
@@ -100,7 +100,7 @@ def test_section_from_a_toml_file(tmp_path: Path) -> None:
     assert section.enabled
     assert (section.requests_per_minute, section.tokens_per_minute) == (600, 150_000)
     assert (section.org_requests_per_minute, section.org_tokens_per_minute) == (6000, 2_000_000)
-    assert (section.window, section.key_prefix, section.on_backend_error) == (30.0, "router:rl:", "deny")
+    assert (section.window, section.key_prefix, section.fail_open) == (30.0, "router:rl:", False)
     assert (section.default_completion_tokens, section.max_estimate_body) == (256, 65_536)
     assert section.openai_paths == ["/v1/*"]
     assert section.exclude_paths == ["/health", "/metrics"]
@@ -115,14 +115,14 @@ def test_section_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__TOKENS_PER_MINUTE", "40000")
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__ORG_REQUESTS_PER_MINUTE", "900")
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__REDIS_URL", "rediss://cache.internal:6380/0")
-    monkeypatch.setenv("ASGI_KIT_RATELIMIT__ON_BACKEND_ERROR", "deny")
+    monkeypatch.setenv("ASGI_KIT_RATELIMIT__FAIL_OPEN", "false")
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__EXCLUDE_PATHS", '["/health", "/static/*"]')
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__OPENAI_PATHS", "true")
     section = load_settings().ratelimit
     assert section.enabled and section.requests_per_minute is None
     assert (section.tokens_per_minute, section.org_requests_per_minute) == (40_000, 900)
     assert section.redis_url is not None and section.redis_url.get_secret_value().startswith("rediss://")
-    assert section.on_backend_error == "deny"
+    assert section.fail_open is False
     assert section.exclude_paths == ["/health", "/static/*"]
     assert section.openai_paths is True
     monkeypatch.setenv("ASGI_KIT_RATELIMIT__OPENAI_PATHS", '["/v1/*"]')
@@ -160,7 +160,7 @@ def test_enabled_without_any_limit_is_an_error(tmp_path: Path) -> None:
         ("org_tokens_per_minute", "many"),
         ("window", 0),
         ("window", 90_000),
-        ("on_backend_error", "maybe"),
+        ("fail_open", "maybe"),
         ("default_completion_tokens", -1),
         ("max_estimate_body", 0),
         ("exclude_paths", ["health"]),
@@ -202,7 +202,7 @@ def test_the_layer_sits_between_auth_and_budget() -> None:
             "requests_per_minute": 600,
             "org_tokens_per_minute": 2_000_000,
             "window": 30,
-            "on_backend_error": "deny",
+            "fail_open": False,
             "openai_paths": ["/v1/*"],
             "exclude_paths": ["/health"],
         },
@@ -221,7 +221,7 @@ def test_the_layer_sits_between_auth_and_budget() -> None:
         "requests_per_minute": 600,
         "tokens_per_minute": None,
         "window": 30.0,
-        "on_backend_error": "deny",
+        "fail_open": False,
         "default_completion_tokens": 1000,
         "max_estimate_body": 1 << 20,
         "openai_paths": ["/v1/*"],
