@@ -2,7 +2,7 @@
 
 The record is written when the request is over (the app returned or raised), with what only
 the end knows: the matched route template, the status, the duration and the bytes sent. The
-whole per-request cost is two closures, a few counters, and one ``LogRecord`` built directly
+whole per-request cost is one response observer, and one ``LogRecord`` built directly
 (no caller lookup, no ``extra=`` merging); nothing at all when the logger's level is disabled.
 """
 
@@ -21,11 +21,12 @@ from typing import Any, Final
 
 from asgi_kit._asgi.context import TraceIds, request_id_var, scope_request_id, trace_ids_var
 from asgi_kit._asgi.headers import header_name
+from asgi_kit._asgi.observer import CLIENT_CLOSED_REQUEST, ResponseObserver
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.principal import Principal
 from asgi_kit._asgi.redaction import secret_names
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteLookup, RouteResolver, resolve_route_template
-from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.logging.logger import FIELDS_MARK, JsonLinesHandler, JsonLogFormatter, resolve_level
 from asgi_kit.logging.proxies import TrustedProxies
 from asgi_kit.logging.redaction import (
@@ -36,9 +37,6 @@ from asgi_kit.logging.redaction import (
     redact_url_credentials,
     safe_text,
 )
-
-#: Status logged when the client went away before the response was complete (nginx's choice).
-CLIENT_CLOSED_REQUEST: Final = 499
 
 _SHORT: Final = 128  # method, client address, request id: anything longer is an attack
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
@@ -152,27 +150,22 @@ class LoggingMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        # The request's state in one slotted object, not closure cells: cells would be made on
-        # entry to this frame for passed-through requests too, and a coroutine of its own to
-        # avoid that costs a frame per logged request.
-        exchange = _Exchange(receive, send)
+        observer = ResponseObserver(receive, send)
         start = perf_counter()
-        error = False
         try:
-            await self.app(scope, exchange.receive_noting_disconnect, exchange.send_counting)
-        except asyncio.CancelledError:
-            exchange.client_gone = True
-            raise
-        except BaseException:
-            error = True
+            await self.app(scope, observer.receive, observer.send)
+        except BaseException as exc:
+            observer.app_raised(exc)
             raise
         finally:
-            status = exchange.status
-            if exchange.client_gone and not exchange.completed:
-                status, error = CLIENT_CLOSED_REQUEST, False
-            elif not exchange.started:
-                error = True
-            self._emit(scope, status, error, perf_counter() - start, exchange.sent, exchange.trace)
+            self._emit(
+                scope,
+                observer.final_status,
+                observer.error,
+                perf_counter() - start,
+                observer.bytes_sent,
+                observer.trace,
+            )
 
     def _emit(
         self, scope: Scope, status: int, error: bool, seconds: float, sent: int, trace: TraceIds | None
@@ -355,51 +348,6 @@ class LoggingMiddleware:
         return logged
 
 
-class _Exchange:
-    """What the response of one logged request said, and whether its client went away."""
-
-    __slots__ = ("_receive", "_send", "client_gone", "completed", "sent", "started", "status", "trace")
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive = receive
-        self._send = send
-        self.status = 500
-        self.sent = 0
-        self.started = self.completed = self.client_gone = False
-        self.trace: TraceIds | None = None
-
-    async def receive_noting_disconnect(self) -> Message:
-        # uvicorn silently drops what is sent after a disconnect, so http.disconnect is the
-        # only reliable sign that the client went away.
-        message = await self._receive()
-        if message["type"] == "http.disconnect" and not self.completed:
-            self.client_gone = True
-        return message
-
-    async def send_counting(self, message: Message) -> None:
-        kind = message["type"]
-        final = False
-        if kind == "http.response.body":
-            self.sent += len(message.get("body", b""))
-            final = not message.get("more_body", False)
-        elif kind == "http.response.start":
-            self.status = message["status"]
-            self.started = True
-            # Read here, in the app's context: a tracing layer inside this one has already
-            # reset its contextvar by the time the app returns.
-            self.trace = trace_ids_var.get()
-        elif kind == "http.response.pathsend":
-            final = True
-        try:
-            await self._send(message)
-        except OSError:
-            # Servers that report a closed connection raise it from send (ASGI spec 2.4).
-            self.client_gone = True
-            raise
-        if final:
-            self.completed = True
-
-
 _enc: Final = encode_basestring_ascii
 _int_repr: Final = int.__repr__
 _float_repr: Final = float.__repr__
@@ -489,4 +437,6 @@ def _names(option: str, values: Sequence[str]) -> frozenset[str]:
         raise ValueError(f"{option}: {exc}") from None
 
 
+# CLIENT_CLOSED_REQUEST (the status of a client gone before the response completed) is the kit's
+# one constant, asgi_kit._asgi.observer's, still importable from here.
 __all__ = ["CLIENT_CLOSED_REQUEST", "LoggingMiddleware"]

@@ -1,0 +1,144 @@
+"""``ResponseObserver``: what one HTTP response said, and whether its client stayed to hear it.
+
+The access log, the metrics and the server span all report the outcome of the same request;
+they read it from this one object so they report the same one. :attr:`ResponseObserver.final_status`
+is that outcome:
+
+* the status the app sent, once its response completed;
+* :data:`CLIENT_CLOSED_REQUEST` (499, nginx's convention) when the client went away before the
+  response completed, started or not: whatever status was sent, the client did not get it all;
+* 500 when the app raised, or returned, before starting a response (what the server answers).
+
+The client went away when ``http.disconnect`` arrived before the response completed (uvicorn
+silently drops what is sent after a disconnect, so this is often the only sign), when ``send``
+raised ``OSError`` (ASGI spec 2.4), or when the request task was cancelled (servers cancel it
+when the client leaves), which the layer running the app reports with :meth:`app_raised`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from asgi_kit._asgi.context import TraceIds, trace_ids_var
+from asgi_kit._asgi.types import Message, Receive, Send
+
+#: The status of a request whose client went away before its response completed.
+CLIENT_CLOSED_REQUEST: Final = 499
+#: The status of a request whose app raised or returned before starting a response.
+NO_RESPONSE_STATUS: Final = 500
+
+
+class ResponseObserver:
+    """Watches one HTTP request's ``receive`` and ``send``; pass the app :meth:`receive` and :meth:`send`.
+
+    One slotted object per request rather than closure cells: cells are made on entry to the
+    frame that owns them, so every request a layer passes through unobserved would pay for them.
+    A layer runs the app as::
+
+        observer = ResponseObserver(receive, send)
+        try:
+            await app(scope, observer.receive, observer.send)
+        except BaseException as exc:
+            observer.app_raised(exc)
+            raise
+        finally:
+            report(observer.final_status, observer.error, observer.bytes_sent)
+    """
+
+    __slots__ = (
+        "_receive",
+        "_send",
+        "bytes_sent",
+        "client_gone",
+        "completed",
+        "raised",
+        "started",
+        "status",
+        "trace",
+    )
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        #: the status of ``http.response.start``, as the app sent it; 0 before
+        self.status: int = 0
+        #: body bytes the server accepted
+        self.bytes_sent = 0
+        #: ``http.response.start`` was sent
+        self.started = False
+        #: the final body (or a ``pathsend``) was accepted by the server
+        self.completed = False
+        #: the client went away (at any time; see :attr:`client_closed`)
+        self.client_gone = False
+        #: the app raised something other than a cancellation
+        self.raised = False
+        #: the trace ids current when the response started: a tracing layer inside the one
+        #: reading them has reset its contextvar by the time the app returns
+        self.trace: TraceIds | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ResponseObserver(status={self.status}, bytes_sent={self.bytes_sent}, started={self.started}, "
+            f"completed={self.completed}, client_gone={self.client_gone}, raised={self.raised})"
+        )
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" and not self.completed:
+            self.client_gone = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        size = 0
+        final = False
+        if kind == "http.response.body":
+            size = len(message.get("body", b""))
+            final = not message.get("more_body", False)
+        elif kind == "http.response.start":
+            self.status = message["status"]
+            self.started = True
+            self.trace = trace_ids_var.get()  # in the app's context, where a tracing layer set it
+        elif kind == "http.response.pathsend":
+            final = True
+        try:
+            await self._send(message)
+        except OSError:
+            self.client_gone = True
+            raise
+        self.bytes_sent += size
+        if final:
+            self.completed = True
+
+    def app_raised(self, exc: BaseException) -> None:
+        """Report what the app raised: a cancellation means the client went away."""
+        if isinstance(exc, asyncio.CancelledError):
+            self.client_gone = True
+        else:
+            self.raised = True
+
+    @property
+    def client_closed(self) -> bool:
+        """The client went away before the response completed."""
+        return self.client_gone and not self.completed
+
+    @property
+    def final_status(self) -> int:
+        """The request's outcome as one status (see the module docstring)."""
+        if self.client_gone and not self.completed:
+            return CLIENT_CLOSED_REQUEST
+        return self.status if self.started else NO_RESPONSE_STATUS
+
+    @property
+    def error(self) -> bool:
+        """The app failed: it raised (even after the response started) or never answered.
+
+        A client that went away is not the app's failure, whatever the app raised on noticing.
+        """
+        if self.client_gone and not self.completed:
+            return False
+        return self.raised or not self.started
+
+
+__all__ = ["CLIENT_CLOSED_REQUEST", "NO_RESPONSE_STATUS", "ResponseObserver"]
