@@ -67,7 +67,7 @@ class ResponseObserver:
         self.bytes_sent = 0
         #: ``http.response.start`` was sent
         self.started = False
-        #: the final body (or a ``pathsend``) was accepted by the server
+        #: the final body (or a ``pathsend``) was accepted by the server, the client still there
         self.completed = False
         #: the client went away (at any time; see :attr:`client_closed`)
         self.client_gone = False
@@ -108,7 +108,7 @@ class ResponseObserver:
             self.client_gone = True
             raise
         self.bytes_sent += size
-        if final:
+        if final and not self.client_gone:  # after a disconnect, servers drop what is sent
             self.completed = True
 
     def app_raised(self, exc: BaseException) -> None:
