@@ -34,7 +34,9 @@ class ResponseObserver:
 
     One slotted object per request rather than closure cells: cells are made on entry to the
     frame that owns them, so every request a layer passes through unobserved would pay for them.
-    A layer runs the app as::
+    :attr:`final_status` and :attr:`error` are plain attributes kept current as the request goes
+    (a property read per request costs the access log more than the rest of this object). A
+    layer runs the app as::
 
         observer = ResponseObserver(receive, send)
         try:
@@ -52,6 +54,8 @@ class ResponseObserver:
         "bytes_sent",
         "client_gone",
         "completed",
+        "error",
+        "final_status",
         "raised",
         "started",
         "status",
@@ -69,76 +73,79 @@ class ResponseObserver:
         self.started = False
         #: the final body (or a ``pathsend``) was accepted by the server, the client still there
         self.completed = False
-        #: the client went away (at any time; see :attr:`client_closed`)
+        #: the client went away (see :attr:`client_closed` for before the response completed)
         self.client_gone = False
         #: the app raised something other than a cancellation
         self.raised = False
+        #: the request's outcome as one status (see the module docstring)
+        self.final_status: int = NO_RESPONSE_STATUS
+        #: the app failed: it raised (even after the response started) or never answered; a
+        #: client that went away is not the app's failure, whatever the app raised on noticing
+        self.error = True
         #: the trace ids current when the response started: a tracing layer inside the one
         #: reading them has reset its contextvar by the time the app returns
         self.trace: TraceIds | None = None
 
     def __repr__(self) -> str:
         return (
-            f"ResponseObserver(status={self.status}, bytes_sent={self.bytes_sent}, started={self.started}, "
-            f"completed={self.completed}, client_gone={self.client_gone}, raised={self.raised})"
+            f"ResponseObserver(final_status={self.final_status}, error={self.error}, "
+            f"bytes_sent={self.bytes_sent}, started={self.started}, completed={self.completed}, "
+            f"client_gone={self.client_gone}, raised={self.raised})"
         )
 
     async def receive(self) -> Message:
         message = await self._receive()
         if message["type"] == "http.disconnect" and not self.completed:
-            self.client_gone = True
+            self._client_left()
         return message
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        size = 0
-        final = False
         if kind == "http.response.body":
-            size = len(message.get("body", b""))
-            final = not message.get("more_body", False)
-        elif kind == "http.response.start":
+            try:
+                await self._send(message)
+            except OSError:
+                self._client_left()
+                raise
+            self.bytes_sent += len(message.get("body", b""))
+            # After a disconnect servers drop what is sent: a final body then completes nothing.
+            if not message.get("more_body", False) and not self.client_gone:
+                self.completed = True
+            return
+        if kind == "http.response.start":
             self.status = message["status"]
             self.started = True
             self.trace = trace_ids_var.get()  # in the app's context, where a tracing layer set it
-        elif kind == "http.response.pathsend":
-            final = True
+            if not self.client_gone:
+                self.final_status = self.status
+                self.error = False  # the app has not returned yet, so it has not raised
         try:
             await self._send(message)
         except OSError:
-            self.client_gone = True
+            self._client_left()
             raise
-        self.bytes_sent += size
-        if final and not self.client_gone:  # after a disconnect, servers drop what is sent
+        if kind == "http.response.pathsend" and not self.client_gone:
             self.completed = True
 
     def app_raised(self, exc: BaseException) -> None:
         """Report what the app raised: a cancellation means the client went away."""
         if isinstance(exc, asyncio.CancelledError):
-            self.client_gone = True
-        else:
-            self.raised = True
+            self._client_left()
+            return
+        self.raised = True
+        if not self.client_closed:
+            self.error = True
 
     @property
     def client_closed(self) -> bool:
-        """The client went away before the response completed."""
+        """The client went away before the response completed: the outcome is 499."""
         return self.client_gone and not self.completed
 
-    @property
-    def final_status(self) -> int:
-        """The request's outcome as one status (see the module docstring)."""
-        if self.client_gone and not self.completed:
-            return CLIENT_CLOSED_REQUEST
-        return self.status if self.started else NO_RESPONSE_STATUS
-
-    @property
-    def error(self) -> bool:
-        """The app failed: it raised (even after the response started) or never answered.
-
-        A client that went away is not the app's failure, whatever the app raised on noticing.
-        """
-        if self.client_gone and not self.completed:
-            return False
-        return self.raised or not self.started
+    def _client_left(self) -> None:
+        self.client_gone = True
+        if not self.completed:
+            self.final_status = CLIENT_CLOSED_REQUEST
+            self.error = False
 
 
 __all__ = ["CLIENT_CLOSED_REQUEST", "NO_RESPONSE_STATUS", "ResponseObserver"]
