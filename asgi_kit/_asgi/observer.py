@@ -4,10 +4,14 @@ The access log, the metrics and the server span all report the outcome of the sa
 they read it from this one object so they report the same one. :attr:`ResponseObserver.final_status`
 is that outcome:
 
-* the status the app sent, once its response completed;
 * :data:`CLIENT_CLOSED_REQUEST` (499, nginx's convention) when the client went away before the
   response completed, started or not: whatever status was sent, the client did not get it all;
-* 500 when the app raised, or returned, before starting a response (what the server answers).
+* :data:`NO_RESPONSE_STATUS` (500) when the app raised, or returned, before starting a response
+  (what the server answers);
+* otherwise the status the app sent, also when it failed after sending it.
+
+:attr:`ResponseObserver.error` says whether the app failed: it raised (before or after starting
+the response) or never answered; never for a 499, whatever the app raised on noticing.
 
 The client went away when ``http.disconnect`` arrived before the response completed (uvicorn
 silently drops what is sent after a disconnect, so this is often the only sign), when ``send``
