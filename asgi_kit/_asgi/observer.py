@@ -40,9 +40,9 @@ class ResponseObserver:
     frame that owns them, so every request a layer passes through unobserved would pay for them.
     :attr:`final_status` and :attr:`error` are plain attributes kept current as the request goes
     (a property read per request costs the access log more than the rest of this object). A
-    layer runs the app as::
+    layer gets it from :func:`observe_response` and runs the app as::
 
-        observer = ResponseObserver(receive, send)
+        observer = observe_response(receive, send)
         try:
             await app(scope, observer.receive, observer.send)
         except BaseException as exc:
@@ -152,4 +152,19 @@ class ResponseObserver:
             self.error = False
 
 
-__all__ = ["CLIENT_CLOSED_REQUEST", "NO_RESPONSE_STATUS", "ResponseObserver"]
+def observe_response(receive: Receive, send: Send) -> ResponseObserver:
+    """The observer of the response ``send`` belongs to: the one of the layer just outside when
+    ``receive`` and ``send`` are that observer's own, else a new one.
+
+    Layers next to each other (tracing, the access log and the metrics, in the kit's order) then
+    watch each response once: nothing between them can change what they would see, so one
+    observer, one ``send`` wrapper per message and one outcome serve them all.
+    """
+    outside: object = getattr(send, "__self__", None)
+    receiving: object = getattr(receive, "__self__", None)
+    if isinstance(outside, ResponseObserver) and receiving is outside:
+        return outside
+    return ResponseObserver(receive, send)
+
+
+__all__ = ["CLIENT_CLOSED_REQUEST", "NO_RESPONSE_STATUS", "ResponseObserver", "observe_response"]

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from asgi_kit._asgi.context import TraceIds, request_id_var, scope_request_id, trace_ids_var
 from asgi_kit._asgi.headers import header_name
-from asgi_kit._asgi.observer import CLIENT_CLOSED_REQUEST, ResponseObserver
+from asgi_kit._asgi.observer import CLIENT_CLOSED_REQUEST, observe_response
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.principal import Principal
 from asgi_kit._asgi.redaction import secret_names
@@ -150,7 +150,7 @@ class LoggingMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        observer = ResponseObserver(receive, send)
+        observer = observe_response(receive, send)
         start = perf_counter()
         try:
             await self.app(scope, observer.receive, observer.send)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from time import perf_counter
 from typing import Final
 
-from asgi_kit._asgi.observer import CLIENT_CLOSED_REQUEST, ResponseObserver
+from asgi_kit._asgi.observer import CLIENT_CLOSED_REQUEST, observe_response
 from asgi_kit._asgi.paths import PathFilter, route_path
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteLookup, RouteResolver, resolve_route_template
 from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
@@ -93,7 +93,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         metrics = self.metrics
-        observer = ResponseObserver(receive, send)
+        observer = observe_response(receive, send)
         metrics.request_started()
         start = perf_counter()
         try:

@@ -34,7 +34,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace import TraceState as OtelTraceState
 
 from asgi_kit._asgi.context import TraceIds, trace_ids_var
-from asgi_kit._asgi.observer import ResponseObserver
+from asgi_kit._asgi.observer import ResponseObserver, observe_response
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.redaction import (
     SECRET_QUERY_PARAMS,
@@ -198,7 +198,7 @@ class TracingMiddleware:
             )
         )
         context_token = otel_context.attach(set_span_in_context(span))
-        observer = ResponseObserver(receive, send)
+        observer = observe_response(receive, send)
         error_type: str | None = None
         try:
             await self.app(scope, observer.receive, observer.send)

@@ -10,11 +10,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asgi_kit._asgi.context import TraceIds, trace_ids_var
-from asgi_kit._asgi.observer import CLIENT_CLOSED_REQUEST, NO_RESPONSE_STATUS, ResponseObserver
+from asgi_kit._asgi.observer import (
+    CLIENT_CLOSED_REQUEST,
+    NO_RESPONSE_STATUS,
+    ResponseObserver,
+    observe_response,
+)
+from asgi_kit._asgi.routes import UNMATCHED_ROUTE
 from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_kit.logging import LoggingMiddleware
 from asgi_kit.logging.middleware import CLIENT_CLOSED_REQUEST as LOGGING_CLIENT_CLOSED
+from asgi_kit.metrics import MetricsMiddleware
 from asgi_kit.metrics.middleware import CLIENT_CLOSED_STATUS
 from asgi_kit.testing import RecordingSend, StrictReceive, make_scope
+from tests.logging.helpers import json_logger, records
 
 START: Message = {"type": "http.response.start", "status": 201, "headers": []}
 
@@ -210,6 +219,52 @@ async def test_trace_ids_are_read_when_the_response_starts() -> None:
     observer = ResponseObserver(StrictReceive(), RecordingSend())
     await run(observer, traced_app)
     assert trace_ids_var.get() is None and observer.trace == ids
+
+
+def test_layers_next_to_each_other_share_one_observer() -> None:
+    """A layer handed an observer's own receive and send (nothing between it and the layer that
+    made it) reads that observer: one send wrapper per message however many layers observe."""
+    outer = observe_response(StrictReceive(), RecordingSend())
+    assert observe_response(outer.receive, outer.send) is outer
+
+
+def test_a_layer_between_gets_its_own_observer() -> None:
+    """A send or receive that is not the observer's (a layer between changed it) gets a new one."""
+    outer = observe_response(StrictReceive(), RecordingSend())
+
+    async def stamped_send(message: Message) -> None:
+        await outer.send(message)
+
+    async def replayed_receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    for receive, send in [(outer.receive, stamped_send), (replayed_receive, outer.send)]:
+        inner = observe_response(receive, send)
+        assert inner is not outer and isinstance(inner, ResponseObserver)
+    other = observe_response(StrictReceive(), RecordingSend())
+    assert observe_response(outer.receive, other.send) is not other
+
+
+async def test_nested_layers_report_one_outcome() -> None:
+    """Three layers in the kit's order see a client leaving mid-stream as one 499."""
+    seen: list[ResponseObserver] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(observe_response(receive, send))
+        await send(START)
+        await send(body(b"first", more=True))
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    metrics = MetricsMiddleware(app)
+    with json_logger() as (logger, stream):
+        layers = LoggingMiddleware(metrics, logger=logger)
+        await layers(make_scope(), StrictReceive(disconnect_after_body=True), RecordingSend())
+    (observer,) = seen
+    assert observer.final_status == CLIENT_CLOSED_REQUEST
+    assert [record["status"] for record in records(stream)] == [CLIENT_CLOSED_REQUEST]
+    labels = {"method": "GET", "route": UNMATCHED_ROUTE, "status": "499", "service": "app"}
+    assert metrics.metrics.registry.get_sample_value("http_requests_total", labels) == 1.0
 
 
 # Arbitrary request lives: each step is one thing the app does or the client does to it.
