@@ -160,10 +160,11 @@ def observe_response(receive: Receive, send: Send) -> ResponseObserver:
     watch each response once: nothing between them can change what they would see, so one
     observer, one ``send`` wrapper per message and one outcome serve them all.
     """
-    outside: object = getattr(send, "__self__", None)
-    receiving: object = getattr(receive, "__self__", None)
-    if isinstance(outside, ResponseObserver) and receiving is outside:
-        return outside
+    outside = getattr(send, "__self__", None)
+    if isinstance(outside, ResponseObserver):
+        receiving: object = getattr(receive, "__self__", None)
+        if receiving is outside:
+            return outside
     return ResponseObserver(receive, send)
 
 
