@@ -1,15 +1,15 @@
 """``LoggingMiddleware``: one JSON access-log record per HTTP request.
 
 The record is written when the request is over (the app returned or raised), with what only
-the end knows: the matched route template, the status, the duration and the bytes sent. It is
-made by ``Logger.makeRecord``, carries the fields as attributes (as ``extra=`` would) and is
-passed to ``Logger.handle``, so record factories, filters, handlers and propagation apply to it
-as to any record; nothing at all is built when the logger's level is disabled.
+the end knows (from the shared response observer): the matched route template, the status, the
+duration and the bytes sent. It is made by ``Logger.makeRecord``, carries the fields as
+attributes (as ``extra=`` would) and is passed to ``Logger.handle``, so record factories,
+filters, handlers and propagation apply to it as to any record; nothing at all is built when
+the logger's level is disabled.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from time import perf_counter
@@ -17,12 +17,13 @@ from typing import Any, Final
 
 from asgi_kit._asgi.context import TraceIds, request_id_var, scope_request_id, trace_ids_var
 from asgi_kit._asgi.headers import header_name
+from asgi_kit._asgi.observer import CLIENT_CLOSED_REQUEST, observe_response
 from asgi_kit._asgi.options import check_callable, check_instance, check_int, check_str, check_strings
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.principal import Principal
 from asgi_kit._asgi.redaction import secret_names
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE, RouteLookup, RouteResolver, resolve_route_template
-from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit.logging.logger import resolve_level
 from asgi_kit.logging.proxies import TrustedProxies
 from asgi_kit.logging.redaction import (
@@ -32,9 +33,6 @@ from asgi_kit.logging.redaction import (
     redact_query,
     safe_text,
 )
-
-#: Status logged when the client went away before the response was complete (nginx's choice).
-CLIENT_CLOSED_REQUEST: Final = 499
 
 _SHORT: Final = 128  # method, client address, request id: anything longer is an attack
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
@@ -137,27 +135,22 @@ class LoggingMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        # The request's state in one slotted object, not closure cells: cells would be made on
-        # entry to this frame for passed-through requests too, and a coroutine of its own to
-        # avoid that costs a frame per logged request.
-        exchange = _Exchange(receive, send)
+        observer = observe_response(receive, send)
         start = perf_counter()
-        error = False
         try:
-            await self.app(scope, exchange.receive_noting_disconnect, exchange.send_counting)
-        except asyncio.CancelledError:
-            exchange.client_gone = True
-            raise
-        except BaseException:
-            error = True
+            await self.app(scope, observer.receive, observer.send)
+        except BaseException as exc:
+            observer.app_raised(exc)
             raise
         finally:
-            status = exchange.status
-            if exchange.client_gone and not exchange.completed:
-                status, error = CLIENT_CLOSED_REQUEST, False
-            elif not exchange.started:
-                error = True
-            self._emit(scope, status, error, perf_counter() - start, exchange.sent, exchange.trace)
+            self._emit(
+                scope,
+                observer.final_status,
+                observer.error,
+                perf_counter() - start,
+                observer.bytes_sent,
+                observer.trace,
+            )
 
     def _emit(
         self, scope: Scope, status: int, error: bool, seconds: float, sent: int, trace: TraceIds | None
@@ -270,51 +263,6 @@ class LoggingMiddleware:
         else:
             logged[key] = safe_text(value, self._limit)
         return logged
-
-
-class _Exchange:
-    """What the response of one logged request said, and whether its client went away."""
-
-    __slots__ = ("_receive", "_send", "client_gone", "completed", "sent", "started", "status", "trace")
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive = receive
-        self._send = send
-        self.status = 500
-        self.sent = 0
-        self.started = self.completed = self.client_gone = False
-        self.trace: TraceIds | None = None
-
-    async def receive_noting_disconnect(self) -> Message:
-        # uvicorn silently drops what is sent after a disconnect, so http.disconnect is the
-        # only reliable sign that the client went away.
-        message = await self._receive()
-        if message["type"] == "http.disconnect" and not self.completed:
-            self.client_gone = True
-        return message
-
-    async def send_counting(self, message: Message) -> None:
-        kind = message["type"]
-        final = False
-        if kind == "http.response.body":
-            self.sent += len(message.get("body", b""))
-            final = not message.get("more_body", False)
-        elif kind == "http.response.start":
-            self.status = message["status"]
-            self.started = True
-            # Read here, in the app's context: a tracing layer inside this one has already
-            # reset its contextvar by the time the app returns.
-            self.trace = trace_ids_var.get()
-        elif kind == "http.response.pathsend":
-            final = True
-        try:
-            await self._send(message)
-        except OSError:
-            # Servers that report a closed connection raise it from send (ASGI spec 2.4).
-            self.client_gone = True
-            raise
-        if final:
-            self.completed = True
 
 
 def _names(option: str, values: Sequence[str]) -> frozenset[str]:

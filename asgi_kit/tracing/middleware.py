@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -34,6 +34,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace import TraceState as OtelTraceState
 
 from asgi_kit._asgi.context import TraceIds, trace_ids_var
+from asgi_kit._asgi.observer import ResponseObserver, observe_response
 from asgi_kit._asgi.options import check_callable, check_instance
 from asgi_kit._asgi.paths import PathFilter
 from asgi_kit._asgi.redaction import (
@@ -43,7 +44,7 @@ from asgi_kit._asgi.redaction import (
     secret_names,
 )
 from asgi_kit._asgi.routes import RouteLookup, RouteResolver, resolve_route_template
-from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
 from asgi_kit._version import __version__
 from asgi_kit.tracing.propagation import (
     TRACEPARENT_HEADER,
@@ -80,6 +81,12 @@ class TracingMiddleware:
     and :data:`~asgi_kit._asgi.context.trace_ids_var` for the duration of the request (reset
     with their tokens). Never records other headers or secret query values; adds no spans
     for ASGI ``send``/``receive``; lifespan and websocket scopes pass through untouched.
+
+    ``http.response.status_code`` is the response's status, or 499 when the client went away
+    before the response completed (then the span's status stays unset, as for any 4xx): the
+    outcome the access log and the metrics report too
+    (:class:`~asgi_kit._asgi.observer.ResponseObserver`). An app that raised before starting
+    a response leaves the status out (none was sent through this layer) and sets ``ERROR``.
 
     With no ``tracer_provider`` it follows OpenTelemetry's global provider, and while that is
     unset or the no-op provider the layer passes requests straight through at almost no cost.
@@ -194,27 +201,23 @@ class TracingMiddleware:
             )
         )
         context_token = otel_context.attach(set_span_in_context(span))
-        status = 0
+        observer = observe_response(receive, send)
         error_type: str | None = None
-
-        # A plain function handing back send's awaitable: no coroutine of its own per message.
-        def send_observing_status(message: Message) -> Awaitable[None]:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            return send(message)
-
         try:
-            await self.app(scope, receive, send_observing_status)
-        except Exception as exc:
-            error_type = _record_exception(span, exc)
+            await self.app(scope, observer.receive, observer.send)
+        except BaseException as exc:
+            observer.app_raised(exc)
+            if isinstance(exc, Exception):
+                error_type = _record_exception(span, exc)
             raise
         finally:
             otel_context.detach(context_token)
             trace_ids_var.reset(ids_token)
-            self._finish(span, scope, method if known else "HTTP", status, error_type)
+            self._finish(span, scope, method if known else "HTTP", observer, error_type)
 
-    def _finish(self, span: Span, scope: Scope, name: str, status: int, error_type: str | None) -> None:
+    def _finish(
+        self, span: Span, scope: Scope, name: str, observer: ResponseObserver, error_type: str | None
+    ) -> None:
         """Name the span for the route the app matched, record the outcome and end it."""
         # One set_attribute per value rather than one set_attributes(dict): the SDK validates a
         # mapping with two ABC isinstance checks and copies it first (measured ~25 % slower for
@@ -227,9 +230,15 @@ class TracingMiddleware:
         if template:
             span.update_name(f"{name} {template}")
             span.set_attribute("http.route", template)
-        if status:
+        # The status the access log and the metrics report too; none when no response started
+        # and the client is still there (semantic conventions: only a status that was sent, and
+        # the server's own 500 is not sent through this layer).
+        if observer.started or observer.client_gone:
+            status = observer.final_status
             span.set_attribute("http.response.status_code", status)
-            if status >= 500 and error_type is None:
+            if observer.client_closed:  # no failure of the server's, whatever the app raised: a 4xx
+                error_type = None
+            elif status >= 500 and error_type is None:
                 error_type = str(status)
         if error_type is not None:
             span.set_attribute("error.type", error_type)

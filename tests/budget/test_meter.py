@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
+from asgi_kit._asgi.observer import CLIENT_CLOSED_REQUEST, ResponseObserver
+from asgi_kit._asgi.types import Receive, Scope, Send
 from asgi_kit.budget import ClientDisconnected, UsageLedger
+from asgi_kit.testing import RecordingSend, StrictReceive, make_scope
 from tests.budget.ledger_helpers import ListSink, UpstreamError, upstream
 
 PROMPT_ESTIMATE = 7
@@ -264,3 +267,31 @@ async def test_meter_options(ledger: UsageLedger) -> None:
         with pytest.raises(RuntimeError, match="one stream"):
             call.stream(upstream(1))
     assert "r1" in repr(call)
+
+
+async def test_client_gone_mid_stream_is_499_and_its_usage_is_still_recorded(ledger: UsageLedger) -> None:
+    """Behind the layers' ResponseObserver, the meter's disconnect watch and the access log, the
+    metrics and the span agree: the client that left a metered stream is a 499, and the call
+    still settles with the upstream's usage."""
+    client = StrictReceive()
+    sent = RecordingSend()
+
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()  # the request body
+        async with meter(ledger, "gone") as call:
+            try:
+                async for _ in call.stream(upstream(30, prompt=2, delay=0.002), receive=receive):
+                    if sent.start is None:
+                        await send({"type": "http.response.start", "status": 200, "headers": []})
+                    await send({"type": "http.response.body", "body": b"data: x\n\n", "more_body": True})
+                    if len(sent.body_chunks) == 5:
+                        client.disconnect()
+            except ClientDisconnected:
+                return
+            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+    observer = ResponseObserver(client, sent)
+    await handler(make_scope(), observer.receive, observer.send)
+    assert 5 <= len(sent.body_chunks) < 30
+    assert (observer.final_status, observer.error) == (CLIENT_CLOSED_REQUEST, False)
+    assert await settled(ledger, "gone") == (2, 30, False)

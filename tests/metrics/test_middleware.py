@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asgi_kit._asgi.routes import UNMATCHED_ROUTE
-from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.metrics import OTHER_METHOD, HTTPMetrics, MetricsMiddleware, register_metrics
 from asgi_kit.metrics.metrics import KNOWN_METHODS
 from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, call_app, make_scope
@@ -108,6 +108,34 @@ async def test_client_disconnect_before_response_is_499() -> None:
 
     layer = MetricsMiddleware(app)
     await layer(make_scope(), StrictReceive(disconnect_after_body=True), RecordingSend())
+    assert count(layer.metrics, UNMATCHED_ROUTE, "499") == 1.0
+
+
+async def test_client_gone_mid_stream_is_499_like_the_access_log() -> None:
+    """A client that leaves after the response started, before its end, is a 499, not the 200 sent."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    layer = MetricsMiddleware(app)
+    await layer(make_scope(), StrictReceive(disconnect_after_body=True), RecordingSend())
+    assert count(layer.metrics, UNMATCHED_ROUTE, "499") == 1.0
+    assert count(layer.metrics, UNMATCHED_ROUTE, "200") is None
+
+
+async def test_send_raising_oserror_is_499() -> None:
+    """A server whose send raises OSError (ASGI 2.4) had its client leave: 499, the error propagates."""
+
+    async def gone(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise ConnectionResetError("client gone")
+
+    layer = MetricsMiddleware(routed_app(None))
+    with pytest.raises(ConnectionResetError):
+        await layer(make_scope(), StrictReceive(), gone)
     assert count(layer.metrics, UNMATCHED_ROUTE, "499") == 1.0
 
 

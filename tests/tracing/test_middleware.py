@@ -18,7 +18,7 @@ from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 
 from asgi_kit._asgi.context import TraceIds, get_trace_ids
 from asgi_kit._asgi.redaction import redact_query_values, redact_url_credentials
-from asgi_kit._asgi.types import ASGIApp, Receive, Scope, Send
+from asgi_kit._asgi.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_kit.testing import MiddlewareContract, RecordingSend, StrictReceive, call_app, make_scope
 from asgi_kit.tracing import TracingMiddleware
 from asgi_kit.tracing.middleware import _split_host
@@ -426,7 +426,59 @@ async def test_cancellation_ends_span(provider: TracerProvider, exporter: InMemo
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert len(exporter.get_finished_spans()) == 1
+    span = only_span(exporter)
+    # Servers cancel the request task when the client goes away: the kit's 499, not an error.
+    assert span.attributes["http.response.status_code"] == 499  # type: ignore[index]
+    assert span.status.status_code is StatusCode.UNSET
+
+
+async def test_client_gone_mid_stream_is_499_and_not_an_error(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """A client leaving after the start, before the end: status code 499 (as in the access log
+    and the metrics), the span's status unset as for any 4xx, no error.type."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    layer = TracingMiddleware(app, tracer_provider=provider)
+    await layer(make_scope(), StrictReceive(disconnect_after_body=True), RecordingSend())
+    span = only_span(exporter)
+    assert span.attributes["http.response.status_code"] == 499  # type: ignore[index]
+    assert span.status.status_code is StatusCode.UNSET
+    assert "error.type" not in (span.attributes or {})
+
+
+async def test_failure_raised_on_a_gone_client_is_recorded_but_not_an_error(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """An app that turns the failed send (OSError, ASGI 2.4) into its own exception, as frameworks
+    do: the exception is an event, the outcome is 499 and the span's status stays unset."""
+
+    class ClientDisconnectError(Exception):
+        pass
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        except OSError:
+            raise ClientDisconnectError() from None
+
+    async def gone(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise ConnectionResetError("client gone")
+
+    with pytest.raises(ClientDisconnectError):
+        await TracingMiddleware(app, tracer_provider=provider)(make_scope(), StrictReceive(), gone)
+    span = only_span(exporter)
+    assert span.attributes["http.response.status_code"] == 499  # type: ignore[index]
+    assert span.status.status_code is StatusCode.UNSET
+    assert "error.type" not in (span.attributes or {})
+    assert [e.name for e in span.events] == ["exception"]
 
 
 @pytest.mark.parametrize(
