@@ -91,14 +91,6 @@ class _Log:
             self.used -= costs.popleft()
             self.first += 1
 
-    def append(self, now: int, cost: int) -> int:
-        """Count ``cost`` at ``now``; the entry's number."""
-        number = self.first + len(self.stamps)
-        self.stamps.append(now)
-        self.costs.append(cost)
-        self.used += cost
-        return number
-
     def take_back_newest(self) -> None:
         """Forget the newest entry (counted by a request that was then refused elsewhere)."""
         self.stamps.pop()
@@ -155,7 +147,11 @@ class SlidingWindowLog:
                         entry[0].take_back_newest()
                 return Decision(False, tuple([self._refused(c, self._current(c, now), now) for c in checks]))
             if cost:
-                held.append((log, log.append(now, cost), now))
+                stamps = log.stamps
+                held.append((log, log.first + len(stamps), now))  # the entry's number, for adjust
+                stamps.append(now)
+                log.costs.append(cost)
+                log.used += cost
                 reset = check.window_ms  # the entry just added is the newest
             else:
                 held.append(None)

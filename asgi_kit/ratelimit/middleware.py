@@ -167,6 +167,13 @@ class RateLimitMiddleware:
             if quota_lookup is not None or not quota.unlimited
         )
         self._tokens_possible = quota_lookup is not None or any(q.tokens for q in configured.values())
+        # Requests only, quotas fixed: a subject's check never changes, so each planned kind keeps
+        # its subjects' checks (bounded) and a request only looks its own up.
+        self._fixed_requests: tuple[tuple[str, SubjectFunc, int, dict[str, Check]], ...] | None = (
+            tuple((kind, subject_of, quota.requests or 0, {}) for kind, subject_of, quota in self._plan)
+            if not self._tokens_possible
+            else None
+        )
         self._lookup = quota_lookup
         self._backend = backend
         nowait = getattr(backend, "acquire_nowait", None)
@@ -180,7 +187,6 @@ class RateLimitMiddleware:
         self._max_body = max_estimate_body
         self._deny_on_error = not fail_open
         self._exclude = PathFilter(exclude_paths)
-        self._known_checks: dict[tuple[str, str], Check] = {}
         self._openai_paths = OpenAIRoutes(openai_paths)
         window_reset = format_duration(self._window_ms).encode("ascii")
         # (reset header) per dimension for the usual admitted answer, "reset in one window"
@@ -201,19 +207,15 @@ class RateLimitMiddleware:
         checks: list[Check] = []
         window = self._window_ms
         cost = 0
-        if not self._tokens_possible and self._lookup is None:
-            # Requests only, quotas fixed: build the checks as the subjects are found.
-            known = self._known_checks
-            for kind, subject_of, quota in self._plan:
+        if self._fixed_requests is not None:
+            for kind, subject_of, limit, known in self._fixed_requests:
                 subject = subject_of(scope)
-                limit = quota.requests  # without token quotas every planned quota limits requests
-                if subject is not None and limit is not None:
-                    # A subject's requests check never changes: made once, kept in a bounded cache.
-                    check = known.get((kind, subject))
+                if subject is not None:
+                    check = known.get(subject)
                     if check is None:
                         if len(known) >= _KNOWN_CHECKS:
                             known.clear()
-                        check = known[kind, subject] = Check(f"{kind}:{subject}:requests", limit, 1, window)
+                        check = known[subject] = Check(f"{kind}:{subject}:requests", limit, 1, window)
                     checks.append(check)
             if not checks:
                 await self.app(scope, receive, send)
