@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from asgi_kit import Stack
+from asgi_kit import ROUTE_SCOPE_KEY, Stack, answer_lifespan
 from asgi_kit.auth import AuthMiddleware, JWTConfig, JWTManager, get_principal
 from asgi_kit.errors import NOT_FOUND, ProblemDetailsMiddleware, ProblemError
 from asgi_kit.guards import SecurityHeadersMiddleware
@@ -56,13 +56,11 @@ def print_dev_token(jwt: JWTManager) -> str:
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """A bare ASGI app: ``GET /`` says hello to whoever the stack authenticated."""
     if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+        await answer_lifespan(receive, send)
         return
     if scope["path"] != "/":
         raise ProblemError(NOT_FOUND)
-    scope["asgi_kit.route"] = "/"  # the route template, for metrics and logs
+    scope[ROUTE_SCOPE_KEY] = "/"  # the route template, for metrics and logs
     principal = get_principal(scope)
     body = json.dumps({"hello": principal.identity if principal else None}).encode()
     await send(
