@@ -87,42 +87,30 @@ def e2e_targets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         bare, kit, peer = by_app.get("bare", {}), by_app.get("kit", {}), by_app.get("peer", {})
         suffix = f" ({workers} worker{'s' if workers > 1 else ''}{', every heap frozen' if mode == 'freeze' else ''})"
         primary = workers == 1
-        out.append(
-            _target(
-                f"e2e_rps_kit_w{workers}",
-                "kit stack keeps >= 0.5x bare FastAPI's requests/s" + suffix,
-                _ratio(kit.get("rps"), bare.get("rps")),
-                0.5 if primary else None,
-                True,
-            )
-        )
-        out.append(
-            _target(
-                f"e2e_rps_peer_w{workers}",
-                "peer stack's share of bare FastAPI's requests/s (issue: ~0.1x)" + suffix,
-                _ratio(peer.get("rps"), bare.get("rps")),
+        # (name, description, app, metric, limit on one worker, higher is better)
+        ratios = (
+            ("rps_kit", "kit stack keeps >= 0.5x bare FastAPI's requests/s", kit, "rps", 0.5, True),
+            (
+                "rps_peer",
+                "peer stack's share of bare FastAPI's requests/s (issue: ~0.1x)",
+                peer,
+                "rps",
                 None,
                 True,
-            )
+            ),
+            ("p99_kit", "kit stack p99 latency <= 2x bare FastAPI's", kit, "p99_ms", 2.0, False),
+            ("p999_kit", "kit stack p99.9 latency <= 3x bare FastAPI's", kit, "p999_ms", 3.0, False),
         )
-        out.append(
-            _target(
-                f"e2e_p99_kit_w{workers}",
-                "kit stack p99 latency <= 2x bare FastAPI's" + suffix,
-                _ratio(kit.get("p99_ms"), bare.get("p99_ms")),
-                2.0 if primary else None,
-                False,
+        for name, description, app, metric, limit, higher in ratios:
+            out.append(
+                _target(
+                    f"e2e_{name}_w{workers}",
+                    description + suffix,
+                    _ratio(app.get(metric), bare.get(metric)),
+                    limit if primary else None,
+                    higher,
+                )
             )
-        )
-        out.append(
-            _target(
-                f"e2e_p999_kit_w{workers}",
-                "kit stack p99.9 latency <= 3x bare FastAPI's" + suffix,
-                _ratio(kit.get("p999_ms"), bare.get("p999_ms")),
-                3.0 if primary else None,
-                False,
-            )
-        )
         kit_mem = _diff(kit.get("peak_rss_bytes"), bare.get("peak_rss_bytes"))
         peer_mem = _diff(peer.get("peak_rss_bytes"), bare.get("peak_rss_bytes"))
         out.append(
