@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from asgi_kit._asgi.headers import header_name
 from asgi_kit._asgi.types import Scope
 
 Headers = tuple[tuple[bytes, bytes], ...]
@@ -62,10 +63,9 @@ class BenchRequest:
         pairs: list[tuple[bytes, bytes]] = []
         for header in headers:
             name, colon, value = header.partition(":")
-            name = name.strip()
-            if not colon or not name or " " in name:
+            if not colon or not name.strip():
                 raise ValueError(f"a header is 'Name: value', got {header!r}")
-            encoded = (name.lower().encode("latin-1"), value.strip().encode("latin-1"))
+            encoded = (header_name(name, option="--header"), value.strip().encode("latin-1"))
             if encoded[0] == b"host":
                 host = encoded[1]
             else:
