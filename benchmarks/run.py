@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from asgi_kit.bench.arguments import add_run_options
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -46,39 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="The peer comparison: each kit layer next to the libraries it replaces. "
         "In-process by default, --e2e adds uvicorn + wrk.",
     )
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds (tiny rounds)")
-    parser.add_argument("--e2e", action="store_true", help="also run the end-to-end uvicorn benchmark")
-    parser.add_argument(
-        "--rounds", type=int, metavar="N", help="timed rounds per variant (default 30, quick 3)"
+    add_run_options(
+        parser, unit="variant", e2e_seconds="8", json_note="; default for a full run: benchmarks/results/"
     )
-    parser.add_argument("--batch", type=int, metavar="N", help="requests per variant per round (default 200)")
     parser.add_argument("--warmup", type=int, metavar="N", help="discarded warm-up rounds (default 3)")
     parser.add_argument(
         "--gc", choices=("collect", "disable"), default="collect", help="GC during timed batches"
     )
     parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="what the table and targets use: wall time (perf_counter) or process CPU time; both are in --json",
-    )
-    parser.add_argument(
-        "--json",
-        metavar="FILE|-",
-        help="write the result document as JSON ('-': stdout; default for a full run: benchmarks/results/)",
-    )
-    parser.add_argument("--plot", metavar="FILE", help="write a PNG plot (matplotlib)")
-    parser.add_argument(
         "--only",
         metavar="PATTERN",
         action="append",
         help="fnmatch pattern(s) on variant names, comma separated",
-    )
-    parser.add_argument(
-        "--e2e-duration", type=float, metavar="S", help="seconds per e2e load run (default 8)"
-    )
-    parser.add_argument(
-        "--e2e-repeats", type=int, metavar="N", help="alternated e2e runs per app (default 3)"
     )
     parser.add_argument(
         "--e2e-workers",

@@ -17,6 +17,8 @@ import os
 import sys
 from typing import Any
 
+from asgi_kit.bench.arguments import add_run_options
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -50,26 +52,7 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="the status every answer must have (default 200)",
     )
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    parser.add_argument("--e2e", action="store_true", help="also serve each configuration with uvicorn")
-    parser.add_argument("--rounds", type=int, metavar="N", help="timed rounds (default 30, quick 3)")
-    parser.add_argument(
-        "--batch", type=int, metavar="N", help="requests per configuration per round (default 200)"
-    )
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="wall time (perf_counter) or process CPU time; both are in --json",
-    )
-    parser.add_argument(
-        "--e2e-duration", type=float, metavar="S", help="seconds per e2e load run (default 5, quick 1)"
-    )
-    parser.add_argument(
-        "--e2e-repeats", type=int, metavar="N", help="alternated e2e runs per configuration (default 3)"
-    )
-    parser.add_argument("--json", metavar="FILE|-", help="write the result document as JSON ('-': stdout)")
-    parser.add_argument("--plot", metavar="FILE", help="write a PNG plot (matplotlib)")
+    add_run_options(parser, unit="configuration", e2e_seconds="5, quick 1")
     parser.set_defaults(handler=run)
 
 
