@@ -166,12 +166,12 @@ class RateLimitMiddleware:
             for kind, quota in configured.items()
             if quota_lookup is not None or not quota.unlimited
         )
-        self._tokens_possible = quota_lookup is not None or any(q.tokens for q in configured.values())
+        tokens_possible = quota_lookup is not None or any(q.tokens for q in configured.values())
         # Requests only, quotas fixed: a subject's check never changes, so each planned kind keeps
         # its subjects' checks (bounded) and a request only looks its own up.
         self._fixed_requests: tuple[tuple[str, SubjectFunc, int, dict[str, Check]], ...] | None = (
             tuple((kind, subject_of, quota.requests or 0, {}) for kind, subject_of, quota in self._plan)
-            if not self._tokens_possible
+            if not tokens_possible
             else None
         )
         self._lookup = quota_lookup
